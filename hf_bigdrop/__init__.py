@@ -1,0 +1,22 @@
+"""hf_bigdrop: fine-tuning with very large dropout (Zhang & Bottou, 2024) for Hugging Face vision models."""
+
+from transformers import AutoConfig, AutoModelForImageClassification
+
+from .backbones import EMBEDDED_BACKBONES, embedded_backbone_path
+from .configuration_bigdrop import BigDropConfig
+from .modeling_bigdrop import BigDropForImageClassification, BigDropPreTrainedModel, register_backbone_alias
+
+__version__ = "0.1.0"
+
+# Loading by model_type when hf_bigdrop is imported ...
+AutoConfig.register(BigDropConfig.model_type, BigDropConfig, exist_ok=True)
+AutoModelForImageClassification.register(BigDropConfig, BigDropForImageClassification, exist_ok=True)
+# ... and by the code that `save_pretrained` writes next to the weights (`trust_remote_code=True`) when it is not.
+BigDropConfig.register_for_auto_class()
+BigDropForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+
+# `from_backbone("embedded:efficientnet-lite0")` builds the offline checkpoint folder on first use.
+for _name in EMBEDDED_BACKBONES:
+    register_backbone_alias(_name, lambda name=_name: embedded_backbone_path(name))
+
+__all__ = ["BigDropConfig", "BigDropForImageClassification", "BigDropPreTrainedModel", "__version__"]

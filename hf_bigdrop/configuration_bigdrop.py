@@ -1,0 +1,118 @@
+# Copyright 2026 The hf_bigdrop developers. Licensed under the Apache License, Version 2.0.
+"""BigDrop model configuration.
+
+This file is exported next to the weights by ``save_pretrained`` so that the model loads with
+``trust_remote_code=True`` where ``hf_bigdrop`` is not installed: it imports only ``transformers``.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+POOLING_CHOICES = ("auto", "pooler", "cls", "mean")
+CLASSIFIER_INIT_CHOICES = ("zeros", "normal", "kaiming_uniform")
+
+
+class BigDropConfig(PretrainedConfig):
+    r"""Configuration of [`BigDropForImageClassification`]: a pretrained vision backbone, a pooled penultimate
+    representation, a very large dropout on it, and a linear classifier.
+
+    The method is "Fine-tuning with Very Large Dropout" (Zhang & Bottou, 2024, arXiv:2403.00946): fine-tuning with
+    a dropout rate of about 0.9 on the penultimate features forces the linear head to use every subset of the
+    features, which keeps the redundant features that carry a model through a distribution shift.
+
+    Args:
+        backbone_config (`PretrainedConfig` or `dict`):
+            Configuration of the vision backbone: any `transformers` vision model config, including
+            `TimmWrapperConfig` for timm models. A dict must carry a `model_type`. Required.
+        dropout_rate (`float`, *optional*, defaults to 0.9):
+            Probability of zeroing each pooled feature during training, in `[0, 1)`. `0.0` is plain ERM
+            fine-tuning through the very same code path.
+        pooling (`str`, *optional*, defaults to `"auto"`):
+            How the penultimate representation is read off the backbone: `"pooler"` (the backbone's
+            `pooler_output`), `"cls"` (the first token of `last_hidden_state`), `"mean"` (the mean of
+            `last_hidden_state` over tokens, or over the spatial positions of a feature map), or `"auto"`, which
+            picks what the backbone's stock classification head uses: `"cls"` for ViT-style models whose head reads
+            the class token (`vit`, `deit`, ...) and `"pooler"` for everything else (ResNet, ConvNeXt,
+            EfficientNet, Swin, timm models, ...).
+        freeze_batchnorm (`bool`, *optional*, defaults to `True`):
+            Keep every BatchNorm layer of the backbone in eval mode while training: running statistics stay as
+            pretrained, affine parameters are still trained (the paper's `freeze_bn`).
+        freeze_backbone (`bool`, *optional*, defaults to `False`):
+            Train the classifier only (a linear probe); the backbone stays in eval mode without gradients.
+        classifier_init (`str`, *optional*, defaults to `"zeros"`):
+            How the linear head starts: `"zeros"`, `"normal"` (std `initializer_range`) or `"kaiming_uniform"`
+            (PyTorch's `nn.Linear` default). A zero head is the default because it trains reliably at p=0.9: with a
+            random head, the first steps push the backbone's features through a random projection, and with 90% of
+            them dropped the gradients drive the pooled features to exactly zero. Measured: fine-tuning ImageNet
+            EfficientNet-Lite0 at p=0.9 with a random head collapsed within about 10 steps (99.5% of the pooled
+            features zero, loss stuck at ln(num_labels)) under SGD and Adam, while a zero head trained. A zero head
+            gives the backbone no gradient on the first step and lets the head learn first.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the `"normal"` classifier initialisation.
+        backbone_name_or_path (`str`, *optional*):
+            Where the backbone weights came from (a Hub id, a local folder or an embedded name); recorded by
+            [`BigDropForImageClassification.from_backbone`] for model cards.
+        kwargs:
+            The usual [`PretrainedConfig`] arguments: `num_labels`, `id2label`, `label2id`, `problem_type`, ...
+
+    Example:
+
+    ```python
+    >>> from transformers import ResNetConfig
+    >>> from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+
+    >>> config = BigDropConfig(backbone_config=ResNetConfig(), num_labels=7, dropout_rate=0.9)
+    >>> model = BigDropForImageClassification(config)
+    ```
+    """
+
+    model_type = "bigdrop"
+    sub_configs_defaults = {
+        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", optional=True),
+    }
+
+    backbone_config: dict | PretrainedConfig | None = None
+    dropout_rate: float = 0.9
+    pooling: str = "auto"
+    freeze_batchnorm: bool = True
+    freeze_backbone: bool = False
+    classifier_init: str = "zeros"
+    initializer_range: float = 0.02
+    backbone_name_or_path: str | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self._validate_bigdrop_arguments()
+
+    def _validate_bigdrop_arguments(self) -> None:
+        """Raises a `ValueError` naming the bad value and the valid choices."""
+        if self.backbone_config is None:
+            raise ValueError(
+                "BigDropConfig needs a `backbone_config` (any transformers vision config, e.g. ResNetConfig() or "
+                "TimmWrapperConfig), or build the model with BigDropForImageClassification.from_backbone(...)."
+            )
+        if not isinstance(self.backbone_config, PretrainedConfig):
+            raise ValueError(
+                f"`backbone_config` must be a PretrainedConfig or a dict, got {self.backbone_config!r}."
+            )
+        if isinstance(self.dropout_rate, bool) or not isinstance(self.dropout_rate, (int, float)):
+            raise ValueError(f"`dropout_rate` must be a float in [0, 1), got {self.dropout_rate!r}.")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(
+                f"`dropout_rate` must be in [0, 1), got {self.dropout_rate!r} "
+                "(0.9 is the paper's very large dropout; 0.0 is plain fine-tuning)."
+            )
+        if self.pooling not in POOLING_CHOICES:
+            raise ValueError(
+                f"Unknown `pooling` {self.pooling!r}; valid choices are {list(POOLING_CHOICES)}."
+            )
+        if self.classifier_init not in CLASSIFIER_INIT_CHOICES:
+            raise ValueError(
+                f"Unknown `classifier_init` {self.classifier_init!r}; valid choices are "
+                f"{list(CLASSIFIER_INIT_CHOICES)}."
+            )
+
+
+__all__ = ["BigDropConfig", "CLASSIFIER_INIT_CHOICES", "POOLING_CHOICES"]

@@ -1,0 +1,386 @@
+# Copyright 2026 The hf_bigdrop developers. Licensed under the Apache License, Version 2.0.
+"""BigDrop: any pretrained vision backbone -> pooled penultimate features -> very large dropout -> linear head.
+
+The whole forward pass lives in this one file (transformers' single-file policy). It is exported next to the weights
+by ``save_pretrained`` and must run where ``hf_bigdrop`` is not installed: it imports only ``torch``,
+``transformers`` and, relatively, ``configuration_bigdrop``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .configuration_bigdrop import BigDropConfig
+
+# Pooling that `pooling="auto"` picks, per backbone `model_type`: the feature the stock `*ForImageClassification`
+# head reads. ViT-style heads read the class token of the (layer-normed) last hidden state and never train the
+# optional `pooler` (a dense + tanh layer), so using `pooler_output` there would feed the head an untrained layer.
+# Every other family (ResNet, ConvNeXt, EfficientNet, RegNet, Swin, BEiT, DINOv2, timm models, ...) has a
+# `pooler_output` that its own head uses: global average pooling, or its own normed class token.
+AUTO_POOLING_BY_MODEL_TYPE: dict[str, str] = {
+    "vit": "cls",
+    "deit": "cls",
+    "vit_msn": "cls",
+    "vit_mae": "cls",
+    "ijepa": "mean",
+}
+DEFAULT_AUTO_POOLING = "pooler"
+
+# Names such as "embedded:efficientnet-lite0" that resolve to a local checkpoint folder. `hf_bigdrop` registers
+# its embedded backbones here on import; the exported copy of this file simply has none.
+_BACKBONE_ALIASES: dict[str, Callable[[], str | os.PathLike]] = {}
+
+
+def register_backbone_alias(name: str, resolver: Callable[[], str | os.PathLike]) -> None:
+    """Makes `from_backbone(name)` load the checkpoint folder that `resolver()` returns (built on first use)."""
+    _BACKBONE_ALIASES[name] = resolver
+
+
+def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
+    """Maps a registered alias to its local folder; Hub ids and paths are returned unchanged."""
+    name = str(name_or_path)
+    if name in _BACKBONE_ALIASES:
+        return str(_BACKBONE_ALIASES[name]())
+    if name.startswith("embedded:"):
+        raise ValueError(f"Unknown embedded backbone {name!r}; known ones are {sorted(_BACKBONE_ALIASES)}.")
+    return name
+
+
+def resolve_pooling(config: BigDropConfig) -> str:
+    """The concrete pooling (`"pooler"`, `"cls"` or `"mean"`) that `config.pooling` means for its backbone."""
+    if config.pooling != "auto":
+        return config.pooling
+    return AUTO_POOLING_BY_MODEL_TYPE.get(config.backbone_config.model_type, DEFAULT_AUTO_POOLING)
+
+
+def _backbone_init_kwargs(model_class: type[nn.Module], pooling: str) -> dict:
+    """Drops an optional pooler layer that the chosen pooling never reads, so it is neither built nor required."""
+    if pooling != "pooler" and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
+
+
+def _feature_size(backbone: nn.Module) -> int:
+    """The width of the backbone's pooled penultimate representation."""
+    for owner in (backbone, getattr(backbone, "timm_model", None)):
+        size = getattr(owner, "num_features", None)
+        if isinstance(size, int):
+            return size
+    config = backbone.config
+    for name in ("hidden_sizes", "hidden_size", "hidden_dim", "embed_dim"):
+        size = getattr(config, name, None)
+        if isinstance(size, (list, tuple)) and size:
+            return int(size[-1])
+        if isinstance(size, int):
+            return size
+    raise ValueError(
+        f"Cannot tell the feature size of the {type(backbone).__name__} backbone (model_type "
+        f"{config.model_type!r}): it has no `num_features` and its config no `hidden_sizes` / `hidden_size` / "
+        "`hidden_dim`."
+    )
+
+
+class BigDropPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and the loading conventions shared by BigDrop models."""
+
+    config: BigDropConfig
+    config_class = BigDropConfig
+    base_model_prefix = "backbone"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    # The loss is a plain mean over the local batch: without `**kwargs` in `forward`, the Trainer would otherwise
+    # scale it by the number of processes (see the rules of the house in DESIGN.md).
+    accepts_loss_kwargs = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only the head is ours: nested backbone models are initialised by their own `_init_weights`.
+        if isinstance(module, nn.Linear):
+            if self.config.classifier_init == "zeros":
+                init.zeros_(module.weight)
+            elif self.config.classifier_init == "normal":
+                init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            else:  # "kaiming_uniform", PyTorch's nn.Linear default
+                init.kaiming_uniform_(module.weight, a=5**0.5)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """[`PreTrainedModel.from_pretrained`] that refuses to re-initialise weights silently.
+
+        A BigDrop checkpoint holds every weight, so a missing one means a wrong or truncated checkpoint, not a new
+        head to train: raise instead of starting from random values. Use `ignore_mismatched_sizes=True` to
+        deliberately re-initialise a head of another size.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        missing = sorted(loading_info.get("missing_keys", ()))
+        if missing:
+            raise ValueError(
+                f"The checkpoint {args[0] if args else kwargs.get('pretrained_model_name_or_path')!r} lacks "
+                f"{len(missing)} weight(s) of {cls.__name__}, which would be randomly initialised: "
+                f"{missing[:8]}{' ...' if len(missing) > 8 else ''}"
+            )
+        return (model, loading_info) if output_loading_info else model
+
+
+class BigDropForImageClassification(BigDropPreTrainedModel):
+    """A pretrained vision backbone with a very-large-dropout linear head.
+
+    `pixel_values` -> backbone -> pooled penultimate features -> `nn.Dropout(config.dropout_rate)` ->
+    `nn.Linear(num_features, num_labels)`. Build it around pretrained weights with [`from_backbone`]; it then
+    trains in the plain `transformers.Trainer`, saves with its code and reloads with
+    `AutoModelForImageClassification.from_pretrained(path, trust_remote_code=True)`.
+
+    Args:
+        config ([`BigDropConfig`]): the model configuration. Building the model from a config alone gives a
+            randomly initialised backbone; use [`from_backbone`] or `from_pretrained` for trained weights.
+    """
+
+    def __init__(self, config: BigDropConfig):
+        super().__init__(config)
+        self.pooling = resolve_pooling(config)
+        backbone_class = AutoModel._model_mapping[type(config.backbone_config)]
+        self.backbone = AutoModel.from_config(
+            config.backbone_config, **_backbone_init_kwargs(backbone_class, self.pooling)
+        )
+        self.num_features = _feature_size(self.backbone)
+        self.dropout = nn.Dropout(config.dropout_rate)
+        self.classifier = nn.Linear(self.num_features, config.num_labels)
+        if config.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.post_init()
+
+    @property
+    def supports_gradient_checkpointing(self) -> bool:
+        return bool(getattr(self.backbone, "supports_gradient_checkpointing", False))
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, **kwargs):
+        """Enables activation (gradient) checkpointing in the backbone, which must support it."""
+        if not self.supports_gradient_checkpointing:
+            raise ValueError(
+                f"The {type(self.backbone).__name__} backbone (model_type "
+                f"{self.config.backbone_config.model_type!r}) does not support gradient checkpointing; "
+                "train without `gradient_checkpointing=True`."
+            )
+        return super().activation_checkpointing_enable(activation_checkpointing_kwargs, **kwargs)
+
+    def _set_gradient_checkpointing(self, enable: bool = True, *args, **kwargs):
+        # The backbone knows how to checkpoint itself (timm models, for one, use their own switch).
+        self.backbone._set_gradient_checkpointing(enable, *args, **kwargs)
+
+    def train(self, mode: bool = True) -> BigDropForImageClassification:
+        """Sets training mode, keeping frozen parts in eval mode.
+
+        `Trainer` calls `model.train()` before every step, so the frozen BatchNorm statistics (and a frozen
+        backbone) are enforced here rather than once at start-up.
+        """
+        super().train(mode)
+        if mode and self.config.freeze_backbone:
+            self.backbone.eval()
+        elif mode and self.config.freeze_batchnorm:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def extract_features(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Runs the backbone and pools its penultimate representation.
+
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, height, width)`): the images.
+            output_hidden_states (`bool`, *optional*): also return the backbone's hidden states.
+
+        Returns:
+            `tuple`: the pooled features of shape `(batch_size, num_features)` (before dropout) and the backbone's
+            hidden states (or `None`).
+        """
+        outputs = self.backbone(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        if self.pooling == "pooler":
+            features = getattr(outputs, "pooler_output", None)
+            if features is None:
+                raise ValueError(
+                    f"The {type(self.backbone).__name__} backbone returns no `pooler_output`; choose "
+                    "`pooling='cls'` or `pooling='mean'` in BigDropConfig."
+                )
+        else:
+            hidden = outputs.last_hidden_state
+            if self.pooling == "cls":
+                if hidden.dim() != 3:
+                    raise ValueError(
+                        f"`pooling='cls'` needs token outputs (batch, tokens, dim); the {type(self.backbone).__name__} "
+                        f"backbone returns shape {tuple(hidden.shape)}. Choose 'pooler' or 'mean'."
+                    )
+                features = hidden[:, 0]
+            else:  # "mean": over tokens, or over the positions of a (batch, channels, height, width) map
+                features = hidden.mean(dim=1) if hidden.dim() == 3 else hidden.flatten(2).mean(dim=-1)
+        return features.flatten(1), getattr(outputs, "hidden_states", None)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+                The images, normalised as the backbone's image processor does.
+            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+                Class indices in `[0, num_labels)` for a cross-entropy loss; float targets of shape
+                `(batch_size, num_labels)` for a multi-label loss; follows `config.problem_type` as in transformers.
+            output_hidden_states (`bool`, *optional*): return the backbone's hidden states.
+            return_dict (`bool`, *optional*): return an [`ImageClassifierOutput`] rather than a tuple.
+
+        Returns:
+            [`ImageClassifierOutput`]: `loss` (when `labels` are given), `logits` of shape
+            `(batch_size, num_labels)` and, if asked, `hidden_states`.
+        """
+        if pixel_values is None:
+            raise ValueError("BigDropForImageClassification needs `pixel_values`.")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        features, hidden_states = self.extract_features(pixel_values, output_hidden_states)
+        logits = self.classifier(self.dropout(features))
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config)
+
+        if not return_dict:
+            output = (logits, hidden_states) if output_hidden_states else (logits,)
+            return ((loss,) + output) if loss is not None else output
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    @classmethod
+    def from_backbone(
+        cls,
+        name_or_path: str | os.PathLike | PreTrainedModel,
+        *,
+        num_labels: int,
+        id2label: dict[int, str] | None = None,
+        label2id: dict[str, int] | None = None,
+        dropout_rate: float = 0.9,
+        backbone_kwargs: dict | None = None,
+        **config_kwargs,
+    ) -> BigDropForImageClassification:
+        """Builds a BigDrop model around pretrained backbone weights.
+
+        Args:
+            name_or_path (`str`, `os.PathLike` or `PreTrainedModel`):
+                A Hub id (`"microsoft/resnet-50"`, `"timm/resnet50.tv2_in1k"`), a local checkpoint folder, an
+                embedded name (`"embedded:efficientnet-lite0"`), or an instantiated model. Base models and
+                `*ForImageClassification` checkpoints both work (their classifier is dropped); timm checkpoints
+                load through transformers' `TimmWrapper`.
+            num_labels (`int`): the number of classes of the new head.
+            id2label (`dict[int, str]`, *optional*): class names; `label2id` is derived when omitted.
+            label2id (`dict[str, int]`, *optional*): the inverse of `id2label`.
+            dropout_rate (`float`, *optional*, defaults to 0.9): the dropout rate on the pooled features.
+            backbone_kwargs (`dict`, *optional*): passed to `from_pretrained` when loading the backbone
+                (`revision`, `cache_dir`, `token`, `trust_remote_code`, ...).
+            config_kwargs: other [`BigDropConfig`] arguments (`pooling`, `freeze_batchnorm`, `classifier_init`, ...).
+
+        Returns:
+            [`BigDropForImageClassification`]: every backbone weight comes from the checkpoint; the head is new.
+
+        Raises:
+            ValueError: if any backbone weight would be newly initialised (not in the checkpoint), or the labels
+                disagree.
+        """
+        if isinstance(name_or_path, PreTrainedModel):
+            # One loading path for every source: the instance goes through its own saved checkpoint.
+            with tempfile.TemporaryDirectory(prefix="bigdrop-backbone-") as folder:
+                name_or_path.save_pretrained(folder)
+                model = cls.from_backbone(
+                    folder,
+                    num_labels=num_labels,
+                    id2label=id2label,
+                    label2id=label2id,
+                    dropout_rate=dropout_rate,
+                    backbone_kwargs=backbone_kwargs,
+                    **{"backbone_name_or_path": name_or_path.config.name_or_path or None, **config_kwargs},
+                )
+            return model
+
+        backbone_kwargs = dict(backbone_kwargs or {})
+        source = resolve_backbone_name(name_or_path)
+        backbone_config = AutoConfig.from_pretrained(source, **backbone_kwargs)
+        if backbone_config.model_type == BigDropConfig.model_type:
+            raise ValueError(
+                f"{str(name_or_path)!r} is already a BigDrop model; load it with "
+                "BigDropForImageClassification.from_pretrained instead."
+            )
+        label_kwargs = _label_kwargs(num_labels, id2label, label2id)
+        config_kwargs.setdefault("backbone_name_or_path", str(name_or_path))
+        config = BigDropConfig(
+            backbone_config=backbone_config, dropout_rate=dropout_rate, **label_kwargs, **config_kwargs
+        )
+
+        pooling = resolve_pooling(config)
+        backbone_class = AutoModel._model_mapping[type(backbone_config)]
+        backbone, loading_info = AutoModel.from_pretrained(
+            source,
+            config=backbone_config,
+            output_loading_info=True,
+            **_backbone_init_kwargs(backbone_class, pooling),
+            **backbone_kwargs,
+        )
+        not_loaded = sorted(set(loading_info.get("missing_keys", ())) | _mismatched(loading_info))
+        if not_loaded:
+            raise ValueError(
+                f"{len(not_loaded)} backbone weight(s) are not in the checkpoint {str(name_or_path)!r} and would be "
+                f"randomly initialised: {not_loaded[:8]}{' ...' if len(not_loaded) > 8 else ''}. Use a checkpoint "
+                "that holds the whole backbone, or another `pooling` if these are an untrained pooler's weights."
+            )
+
+        model = cls(config)
+        model.backbone.load_state_dict(backbone.state_dict(), strict=True)
+        model.name_or_path = str(name_or_path)
+        return model
+
+
+def _mismatched(loading_info: dict) -> set[str]:
+    return {
+        entry[0] if isinstance(entry, tuple) else entry for entry in loading_info.get("mismatched_keys", ())
+    }
+
+
+def _label_kwargs(num_labels: int, id2label: dict | None, label2id: dict | None) -> dict:
+    """Validated `id2label` / `label2id` for `num_labels` classes."""
+    if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 1:
+        raise ValueError(f"`num_labels` must be a positive integer, got {num_labels!r}.")
+    if id2label is None and label2id is not None:
+        id2label = {int(index): name for name, index in label2id.items()}
+    if id2label is None:
+        return {"num_labels": num_labels}
+    id2label = {int(index): str(name) for index, name in id2label.items()}
+    if sorted(id2label) != list(range(num_labels)):
+        raise ValueError(
+            f"`id2label` must name the classes 0..{num_labels - 1} for num_labels={num_labels}, got ids "
+            f"{sorted(id2label)}."
+        )
+    derived = {name: index for index, name in id2label.items()}
+    if label2id is not None and {str(k): int(v) for k, v in label2id.items()} != derived:
+        raise ValueError(f"`label2id` {label2id!r} is not the inverse of `id2label` {id2label!r}.")
+    return {"id2label": id2label, "label2id": derived}
+
+
+__all__ = [
+    "AUTO_POOLING_BY_MODEL_TYPE",
+    "BigDropForImageClassification",
+    "BigDropPreTrainedModel",
+    "register_backbone_alias",
+    "resolve_backbone_name",
+    "resolve_pooling",
+]

@@ -1,0 +1,71 @@
+"""Trains a tiny BigDrop model with the plain Trainer and writes its loss log: run it with 1 or 2 processes.
+
+Usage: python trainer_loss.py OUTPUT_JSON PER_DEVICE_BATCH_SIZE
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+from transformers import ResNetConfig, Trainer, TrainingArguments
+
+from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+
+
+class ToyImages(torch.utils.data.Dataset):
+    """Images whose class is the colour channel that is brightest: learnable in a few steps."""
+
+    def __init__(self, size: int, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, 3, (size,), generator=generator)
+        self.pixels = torch.rand(size, 3, 16, 16, generator=generator)
+        self.pixels[torch.arange(size), self.labels] += 1.0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"pixel_values": self.pixels[index], "labels": self.labels[index]}
+
+
+def main(output: str, per_device_batch_size: int) -> None:
+    torch.manual_seed(0)
+    config = BigDropConfig(
+        backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
+        num_labels=3,
+        dropout_rate=0.0,  # dropout masks differ between processes; the loss arithmetic is what is tested
+    )
+    model = BigDropForImageClassification(config)
+    args = TrainingArguments(
+        output_dir=output + ".run",
+        use_cpu=True,
+        per_device_train_batch_size=per_device_batch_size,
+        per_device_eval_batch_size=per_device_batch_size,
+        max_steps=4,
+        learning_rate=0.05,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=ToyImages(64, seed=0), eval_dataset=ToyImages(32, seed=1)
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    if trainer.is_world_process_zero():
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        with open(output, "w") as handle:
+            json.dump({"train_losses": losses, "eval_loss": metrics["eval_loss"]}, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
