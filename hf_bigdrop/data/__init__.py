@@ -1,0 +1,42 @@
+"""Domain datasets through `datasets`: DomainBed registry, Hub ids, local folders, the embedded offline
+``digits`` benchmark, seeded per-domain splits, DomainBed transforms, a collator and a domain-balanced
+batch sampler."""
+
+from .collator import DomainCollator, collate_fn
+from .digits import DIGITS_DOMAINS, build_digits, digits_cache_dir, ensure_digits
+from .loading import domain_ids, domain_names, load_domain_dataset, split_domain_indices
+from .registry import DATASET_REGISTRY, DomainDatasetInfo, DomainSpec, get_dataset_info, list_datasets
+from .sampler import DomainBalancedBatchSampler
+from .transforms import (
+    RECIPES,
+    DomainBatchTransform,
+    ImageSpec,
+    apply_transforms,
+    build_transforms,
+    image_spec_from_processor,
+)
+
+__all__ = [
+    "DATASET_REGISTRY",
+    "DIGITS_DOMAINS",
+    "RECIPES",
+    "DomainBalancedBatchSampler",
+    "DomainBatchTransform",
+    "DomainCollator",
+    "DomainDatasetInfo",
+    "DomainSpec",
+    "ImageSpec",
+    "apply_transforms",
+    "build_digits",
+    "build_transforms",
+    "collate_fn",
+    "digits_cache_dir",
+    "domain_ids",
+    "domain_names",
+    "ensure_digits",
+    "get_dataset_info",
+    "image_spec_from_processor",
+    "list_datasets",
+    "load_domain_dataset",
+    "split_domain_indices",
+]

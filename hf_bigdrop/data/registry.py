@@ -1,0 +1,346 @@
+"""Registry of the DomainBed datasets: domains, classes, short names and where to load them from.
+
+The registry is data, not code: adding a dataset means adding one :class:`DomainDatasetInfo` entry to
+:data:`DATASET_REGISTRY`. :func:`hf_bigdrop.data.load_domain_dataset` reads it to resolve dataset names,
+domain names (full, DomainBed short names or aliases, case-insensitive) and the Hub column mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DATASET_REGISTRY",
+    "DomainDatasetInfo",
+    "DomainSpec",
+    "get_dataset_info",
+    "list_datasets",
+    "normalize_name",
+    "resolve_domains",
+]
+
+
+def normalize_name(name: str) -> str:
+    """Normalises a dataset or domain name for lenient matching.
+
+    Lower-cases and drops every character that is not a letter or a digit, so that ``"Real World"``,
+    ``"real_world"`` and ``"RealWorld"`` all match.
+
+    Args:
+        name (`str`): The name to normalise.
+
+    Returns:
+        `str`: The normalised name.
+    """
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """One domain of a registered dataset.
+
+    Args:
+        name (`str`): Canonical domain name (the DomainBed folder name, e.g. ``"art_painting"``).
+        short_name (`str`): DomainBed's one-letter (or short) name, e.g. ``"A"``.
+        aliases (`tuple[str, ...]`, *optional*, defaults to `()`): Other accepted spellings, e.g. the
+            environment names DomainBed uses in its code (``"clip"`` for DomainNet's ``clipart``).
+    """
+
+    name: str
+    short_name: str
+    aliases: tuple[str, ...] = ()
+
+    def matches(self, query: str) -> bool:
+        """Whether ``query`` names this domain (case-insensitive, punctuation-insensitive)."""
+        key = normalize_name(query)
+        return key in {normalize_name(n) for n in (self.name, self.short_name, *self.aliases)}
+
+
+@dataclass(frozen=True)
+class DomainDatasetInfo:
+    """Metadata of one multi-domain image classification dataset.
+
+    Args:
+        name (`str`): Registry name (case-insensitive on lookup), e.g. ``"PACS"``.
+        domains (`tuple[DomainSpec, ...]`): The domains, in DomainBed's order.
+        classes (`tuple[str, ...] | None`): Class names in label order, or `None` when they are read from
+            the data (DomainNet's 345 classes).
+        hub_id (`str | None`, *optional*, defaults to `None`): A public Hugging Face Hub dataset holding the
+            whole dataset, or `None` when only the local DomainBed folder layout is supported.
+        hub_split (`str | None`, *optional*, defaults to `"train"`): The Hub split that holds all examples
+            (`None`: concatenate every split).
+        image_column (`str`, *optional*, defaults to `"image"`): Image column of the Hub dataset.
+        label_column (`str`, *optional*, defaults to `"label"`): Label column (a ``ClassLabel``).
+        domain_column (`str`, *optional*, defaults to `"domain"`): Column that holds the domain name.
+        builder (`str | None`, *optional*, defaults to `None`): Name of an embedded builder that creates the
+            data offline (only ``"digits"``).
+        url (`str`, *optional*, defaults to `""`): Where to download the original data.
+        description (`str`, *optional*, defaults to `""`): One line shown in the docs and error messages.
+    """
+
+    name: str
+    domains: tuple[DomainSpec, ...]
+    classes: tuple[str, ...] | None
+    hub_id: str | None = None
+    hub_split: str | None = "train"
+    image_column: str = "image"
+    label_column: str = "label"
+    domain_column: str = "domain"
+    builder: str | None = None
+    url: str = ""
+    description: str = ""
+
+    @property
+    def domain_names(self) -> list[str]:
+        """`list[str]`: Canonical domain names in registry order."""
+        return [d.name for d in self.domains]
+
+    @property
+    def num_classes(self) -> int | None:
+        """`int | None`: Number of classes, or `None` when read from the data."""
+        return None if self.classes is None else len(self.classes)
+
+    def find_domain(self, query: str) -> DomainSpec | None:
+        """Returns the domain that ``query`` names (full, short or alias, case-insensitive), or `None`."""
+        for spec in self.domains:
+            if spec.matches(query):
+                return spec
+        return None
+
+
+def _domains(*triples: tuple[str, str] | tuple[str, str, tuple[str, ...]]) -> tuple[DomainSpec, ...]:
+    return tuple(DomainSpec(*t) for t in triples)
+
+
+_OFFICE_HOME_CLASSES = (
+    "Alarm_Clock",
+    "Backpack",
+    "Batteries",
+    "Bed",
+    "Bike",
+    "Bottle",
+    "Bucket",
+    "Calculator",
+    "Calendar",
+    "Candles",
+    "Chair",
+    "Clipboards",
+    "Computer",
+    "Couch",
+    "Curtains",
+    "Desk_Lamp",
+    "Drill",
+    "Eraser",
+    "Exit_Sign",
+    "Fan",
+    "File_Cabinet",
+    "Flipflops",
+    "Flowers",
+    "Folder",
+    "Fork",
+    "Glasses",
+    "Hammer",
+    "Helmet",
+    "Kettle",
+    "Keyboard",
+    "Knives",
+    "Lamp_Shade",
+    "Laptop",
+    "Marker",
+    "Monitor",
+    "Mop",
+    "Mouse",
+    "Mug",
+    "Notebook",
+    "Oven",
+    "Pan",
+    "Paper_Clip",
+    "Pen",
+    "Pencil",
+    "Postit_Notes",
+    "Printer",
+    "Push_Pin",
+    "Radio",
+    "Refrigerator",
+    "Ruler",
+    "Scissors",
+    "Screwdriver",
+    "Shelf",
+    "Sink",
+    "Sneakers",
+    "Soda",
+    "Speaker",
+    "Spoon",
+    "TV",
+    "Table",
+    "Telephone",
+    "ToothBrush",
+    "Toys",
+    "Trash_Can",
+    "Webcam",
+)
+
+#: Every registered dataset, keyed by its lower-cased name.
+DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
+    info.name.lower(): info
+    for info in (
+        DomainDatasetInfo(
+            name="PACS",
+            domains=_domains(("art_painting", "A"), ("cartoon", "C"), ("photo", "P"), ("sketch", "S")),
+            classes=("dog", "elephant", "giraffe", "guitar", "horse", "house", "person"),
+            hub_id="flwrlabs/pacs",
+            url="https://sketchx.eecs.qmul.ac.uk/downloads/",
+            description="Photo, Art painting, Cartoon, Sketch; 7 classes; 9,991 images.",
+        ),
+        DomainDatasetInfo(
+            name="VLCS",
+            domains=_domains(("Caltech101", "C"), ("LabelMe", "L"), ("SUN09", "S"), ("VOC2007", "V")),
+            classes=("bird", "car", "chair", "dog", "person"),
+            url="https://github.com/belaalb/G2DM#download-vlcs",
+            description="Caltech101, LabelMe, SUN09, VOC2007; 5 classes; 10,729 images.",
+        ),
+        DomainDatasetInfo(
+            name="OfficeHome",
+            domains=_domains(("Art", "A"), ("Clipart", "C"), ("Product", "P"), ("Real World", "R")),
+            classes=_OFFICE_HOME_CLASSES,
+            hub_id="flwrlabs/office-home",
+            url="https://www.hemanthdv.org/officeHomeDataset.html",
+            description="Art, Clipart, Product, Real World; 65 classes; 15,588 images.",
+        ),
+        DomainDatasetInfo(
+            name="TerraIncognita",
+            domains=_domains(
+                ("location_100", "L100"),
+                ("location_38", "L38"),
+                ("location_43", "L43"),
+                ("location_46", "L46"),
+            ),
+            classes=(
+                "bird",
+                "bobcat",
+                "cat",
+                "coyote",
+                "dog",
+                "empty",
+                "opossum",
+                "rabbit",
+                "raccoon",
+                "squirrel",
+            ),
+            url="https://lila.science/datasets/caltech-camera-traps",
+            description="Camera traps at 4 locations; 10 classes; 24,788 images.",
+        ),
+        DomainDatasetInfo(
+            name="DomainNet",
+            domains=_domains(
+                ("clipart", "C", ("clip",)),
+                ("infograph", "I", ("info",)),
+                ("painting", "P", ("paint",)),
+                ("quickdraw", "Q", ("quick",)),
+                ("real", "R"),
+                ("sketch", "S"),
+            ),
+            classes=None,
+            url="http://ai.bu.edu/M3SDA/",
+            description="6 domains; 345 classes (names read from the class folders); 586,575 images.",
+        ),
+        DomainDatasetInfo(
+            name="digits",
+            domains=_domains(
+                ("mnist", "M"), ("mnist_m", "MM", ("mnistm",)), ("optdigits", "O"), ("typeface", "T")
+            ),
+            classes=tuple(str(i) for i in range(10)),
+            builder="digits",
+            description="Embedded offline benchmark built from data that pip packages ship; 10 classes.",
+        ),
+    )
+}
+
+
+def list_datasets() -> list[str]:
+    """Returns the names of the registered datasets.
+
+    Returns:
+        `list[str]`: e.g. ``["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits"]``.
+    """
+    return [info.name for info in DATASET_REGISTRY.values()]
+
+
+def get_dataset_info(name: str) -> DomainDatasetInfo | None:
+    """Looks a dataset up in the registry (case- and punctuation-insensitive).
+
+    Args:
+        name (`str`): e.g. ``"pacs"``, ``"OfficeHome"``, ``"office-home"``.
+
+    Returns:
+        `DomainDatasetInfo | None`: The entry, or `None` when ``name`` is not registered.
+    """
+    key = normalize_name(name)
+    for info in DATASET_REGISTRY.values():
+        if normalize_name(info.name) == key:
+            return info
+    return None
+
+
+def resolve_domains(
+    requested: str | Iterable[str],
+    available: Sequence[str],
+    info: DomainDatasetInfo | None = None,
+    *,
+    what: str = "test_domains",
+) -> list[str]:
+    """Maps user-given domain names onto the domain names present in the data.
+
+    Accepts each domain's full name, its DomainBed short name or an alias (registered datasets), or
+    any spelling that matches after :func:`normalize_name`. Duplicates are dropped, order is kept.
+
+    Args:
+        requested (`str | Iterable[str]`): One domain or several.
+        available (`Sequence[str]`): Domain names as they appear in the data.
+        info (`DomainDatasetInfo | None`, *optional*, defaults to `None`): Registry entry for short names.
+        what (`str`, *optional*, defaults to `"test_domains"`): Argument name used in error messages.
+
+    Returns:
+        `list[str]`: The matching names from ``available``.
+
+    Raises:
+        ValueError: If a requested domain matches no available domain (the message lists them).
+    """
+    if isinstance(requested, str):
+        requested = [requested]
+    resolved: list[str] = []
+    for query in requested:
+        match = _match_domain(str(query), available, info)
+        if match is None:
+            raise ValueError(f"Unknown domain {query!r} in {what}. {describe_domains(available, info)}")
+        if match not in resolved:
+            resolved.append(match)
+    return resolved
+
+
+def _match_domain(query: str, available: Sequence[str], info: DomainDatasetInfo | None) -> str | None:
+    key = normalize_name(query)
+    for name in available:  # exact spelling first, then lenient
+        if name == query:
+            return name
+    for name in available:
+        if normalize_name(name) == key:
+            return name
+    if info is not None:
+        spec = info.find_domain(query)
+        if spec is not None:
+            for name in available:
+                if spec.matches(name):
+                    return name
+    return None
+
+
+def describe_domains(available: Sequence[str], info: DomainDatasetInfo | None = None) -> str:
+    """A human-readable list of the valid domains (with short names when known), for error messages."""
+    parts = []
+    for name in available:
+        spec = info.find_domain(name) if info is not None else None
+        parts.append(f"{name!r} ({spec.short_name!r})" if spec is not None else repr(name))
+    return "Valid domains: " + ", ".join(parts) + "."

@@ -1,0 +1,74 @@
+"""The per-domain accuracy `evaluate` module (loaded by path, offline) and the Trainer compute_metrics."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hf_bigdrop.metrics import (  # noqa: E402
+    PER_DOMAIN_ACCURACY_PATH,
+    load_per_domain_accuracy,
+    make_compute_metrics,
+    per_domain_accuracy,
+)
+
+PREDICTIONS = [0, 1, 2, 2, 1, 0, 0, 1]
+REFERENCES = [0, 1, 1, 2, 1, 1, 0, 0]
+DOMAINS = ["art", "art", "art", "photo", "photo", "photo", "photo", "sketch"]
+# By hand: art 2/3, photo 3/4, sketch 0/1; overall 5/8.
+EXPECTED = {
+    "accuracy": 5 / 8,
+    "accuracy_art": 2 / 3,
+    "accuracy_photo": 3 / 4,
+    "accuracy_sketch": 0.0,
+    "mean_domain_accuracy": (2 / 3 + 3 / 4 + 0.0) / 3,
+    "worst_domain_accuracy": 0.0,
+}
+
+
+def test_function_matches_hand_computation():
+    assert per_domain_accuracy(PREDICTIONS, REFERENCES, DOMAINS) == pytest.approx(EXPECTED)
+    assert per_domain_accuracy(PREDICTIONS, REFERENCES) == {"accuracy": 5 / 8}
+
+
+def test_evaluate_module_loaded_by_path(tmp_path):
+    assert (PER_DOMAIN_ACCURACY_PATH / "per_domain_accuracy.py").is_file()
+    metric = load_per_domain_accuracy(experiment_id="test", cache_dir=str(tmp_path))
+    assert metric.compute(predictions=PREDICTIONS, references=REFERENCES, domains=DOMAINS) == pytest.approx(
+        EXPECTED
+    )
+    for p, r in zip(PREDICTIONS, REFERENCES):
+        metric.add(predictions=p, references=r)
+    ids = [{"art": 0, "photo": 1, "sketch": 2}[d] for d in DOMAINS]
+    result = metric.compute(domains=ids, domain_names=["art", "photo", "sketch"])
+    assert result == pytest.approx(EXPECTED)
+
+
+def test_compute_metrics_plain_and_with_domain_ids():
+    logits = np.eye(3)[PREDICTIONS] + 0.1
+    compute_metrics = make_compute_metrics(domain_names=["art", "photo", "sketch"])
+    assert compute_metrics((logits, np.array(REFERENCES))) == pytest.approx({"accuracy": 5 / 8})
+    ids = np.array([{"art": 0, "photo": 1, "sketch": 2}[d] for d in DOMAINS])
+    assert compute_metrics(((logits,), (np.array(REFERENCES), ids))) == pytest.approx(EXPECTED)
+
+
+def test_compute_metrics_with_eval_prediction():
+    from transformers import EvalPrediction
+
+    logits = np.eye(3)[PREDICTIONS]
+    result = make_compute_metrics()(EvalPrediction(predictions=logits, label_ids=np.array(REFERENCES)))
+    assert result == pytest.approx({"accuracy": 5 / 8})
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="differ in length"):
+        per_domain_accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="zero examples"):
+        per_domain_accuracy([], [])
+    with pytest.raises(ValueError, match="domains .* differ in length"):
+        per_domain_accuracy([0, 1], [0, 1], ["a"])
