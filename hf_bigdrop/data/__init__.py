@@ -6,7 +6,7 @@ from .collator import DomainCollator, collate_fn
 from .digits import DIGITS_DOMAINS, build_digits, digits_cache_dir, ensure_digits
 from .loading import domain_ids, domain_names, load_domain_dataset, split_domain_indices
 from .registry import DATASET_REGISTRY, DomainDatasetInfo, DomainSpec, get_dataset_info, list_datasets
-from .sampler import DomainBalancedBatchSampler
+from .sampler import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset
 from .transforms import (
     RECIPES,
     DomainBatchTransform,
@@ -20,6 +20,8 @@ __all__ = [
     "DATASET_REGISTRY",
     "DIGITS_DOMAINS",
     "RECIPES",
+    "SeededBatchSampler",
+    "SeededDataset",
     "DomainBalancedBatchSampler",
     "DomainBatchTransform",
     "DomainCollator",

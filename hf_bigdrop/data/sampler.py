@@ -7,9 +7,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 
-__all__ = ["DomainBalancedBatchSampler"]
+__all__ = ["DomainBalancedBatchSampler", "SeededBatchSampler", "SeededDataset"]
 
 
 class DomainBalancedBatchSampler(Sampler[list[int]]):
@@ -144,3 +146,66 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
         start = self.rank * share
         for _ in range(self.num_batches):
             yield [int(i) for stream in streams for i in next(stream)[start : start + share]]
+
+
+class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Gives every batch of a batch sampler its own augmentation seed, derived from ``(seed, epoch, batch)``.
+
+    Batches become lists of ``(index, batch_seed)`` pairs; :class:`SeededDataset` seeds the random
+    augmentation with ``batch_seed`` while it loads the batch. The augmentation of batch ``b`` then depends
+    only on ``(seed, epoch, b)``: not on the global random state, the number of DataLoader workers, or what
+    ran before. That is what makes a resumed run exact: the Trainer skips the batches already trained,
+    and the first batch after the checkpoint is augmented as in the uninterrupted run.
+
+    Args:
+        batch_sampler (`Sampler[list[int]]`): Yields lists of dataset indices (e.g.
+            :class:`DomainBalancedBatchSampler`); its ``set_epoch`` is forwarded.
+        seed (`int`, *optional*, defaults to `0`): Augmentation seed.
+    """
+
+    def __init__(self, batch_sampler: Sampler[list[int]], seed: int = 0) -> None:
+        self.batch_sampler = batch_sampler
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch of this sampler and of the wrapped one."""
+        self.epoch = int(epoch)
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for number, batch in enumerate(self.batch_sampler):
+            batch_seed = int(np.random.SeedSequence([self.seed, self.epoch, number]).generate_state(1)[0])
+            yield [(int(index), batch_seed) for index in batch]
+
+
+class SeededDataset(TorchDataset):
+    """Loads the batches of a :class:`SeededBatchSampler` with the batch's seed as torch's random state.
+
+    The wrapped dataset's transform (e.g. :func:`~hf_bigdrop.data.apply_transforms`) draws its random
+    augmentation from torch's global generator; it is forked, so the caller's random state is untouched.
+
+    Args:
+        dataset (`datasets.Dataset` or `torch.utils.data.Dataset`): The transformed training split.
+    """
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list:
+        indices = [int(index) for index, _ in keys]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(keys[0][1])
+            if hasattr(self.dataset, "__getitems__"):
+                return list(self.dataset.__getitems__(indices))
+            return [self.dataset[index] for index in indices]

@@ -1,0 +1,216 @@
+"""BigDropTrainer / BigDropTrainingArguments: parameter groups, schedules, balanced batches, selection."""
+
+from __future__ import annotations
+
+import collections
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import ResNetConfig, ViTImageProcessor
+
+from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+from hf_bigdrop.data import DomainCollator, apply_transforms
+from hf_bigdrop.metrics import make_compute_metrics
+from hf_bigdrop.training import (
+    BigDropTrainer,
+    BigDropTrainingArguments,
+    per_domain_eval_sets,
+    summarize_domain_metrics,
+)
+
+DOMAINS = ["art", "photo", "sketch"]
+CLASSES = ["red", "green", "blue"]
+PROCESSOR = ViTImageProcessor(size={"height": 16, "width": 16})
+
+
+def colour_dataset(sizes: dict[str, int], seed: int = 0) -> datasets.Dataset:
+    """Images whose class is their dominant colour, from domains of the given sizes."""
+    rng = np.random.default_rng(seed)
+    images, labels, domains = [], [], []
+    for domain, size in sizes.items():
+        for _ in range(size):
+            label = int(rng.integers(0, 3))
+            pixels = rng.integers(0, 120, (16, 16, 3), dtype=np.uint8)
+            pixels[..., label] += 120
+            images.append(Image.fromarray(pixels))
+            labels.append(label)
+            domains.append(DOMAINS.index(domain))
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=CLASSES),
+            "domain": datasets.ClassLabel(names=DOMAINS),
+        }
+    )
+    return datasets.Dataset.from_dict(
+        {"image": images, "label": labels, "domain": domains}, features=features
+    )
+
+
+def tiny_model(**kwargs) -> BigDropForImageClassification:
+    config = BigDropConfig(
+        backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
+        num_labels=3,
+        **kwargs,
+    )
+    return BigDropForImageClassification(config)
+
+
+def make_args(tmp_path, **kwargs) -> BigDropTrainingArguments:
+    defaults = dict(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], disable_tqdm=True, seed=0)
+    return BigDropTrainingArguments(**{**defaults, **kwargs})
+
+
+def test_classifier_learning_rate_is_multiplied(tmp_path):
+    args = make_args(tmp_path, learning_rate=1e-3, classifier_lr_multiplier=10.0, weight_decay=0.01)
+    model = tiny_model()
+    trainer = BigDropTrainer(model=model, args=args)
+    optimizer = trainer.create_optimizer()
+    head_params = {id(p) for p in model.classifier.parameters()}
+    groups = {}
+    for group in optimizer.param_groups:
+        ids = {id(p) for p in group["params"]}
+        is_head = ids <= head_params
+        assert is_head or ids.isdisjoint(head_params), "a group mixes head and backbone parameters"
+        assert group["lr"] == pytest.approx(1e-2 if is_head else 1e-3)
+        groups[(is_head, group["weight_decay"])] = group
+    # Weight decay per group as the Trainer does it: weights decay, biases do not.
+    assert groups[(True, 0.01)]["params"] == [model.classifier.weight]
+    assert groups[(True, 0.0)]["params"] == [model.classifier.bias]
+    assert set(groups) == {(False, 0.01), (False, 0.0), (True, 0.01), (True, 0.0)}
+    trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert trained == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_classifier_multiplier_needs_a_classifier(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    trainer = BigDropTrainer(model=model, args=make_args(tmp_path, classifier_lr_multiplier=10.0))
+    with pytest.raises(ValueError, match="needs a model with a `classifier` module; Sequential"):
+        trainer.create_optimizer()
+
+
+def test_sgd_uses_the_papers_momentum(tmp_path):
+    trainer = BigDropTrainer(model=tiny_model(), args=make_args(tmp_path, optim="sgd", learning_rate=1e-3))
+    optimizer = trainer.create_optimizer()
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert all(group["momentum"] == 0.9 for group in optimizer.param_groups)
+
+
+def test_step_schedule_learning_rates_at_the_milestones(tmp_path):
+    args = make_args(
+        tmp_path,
+        learning_rate=1e-2,
+        lr_milestones=[5, 8],
+        lr_gamma=0.1,
+        classifier_lr_multiplier=10.0,
+        max_steps=10,
+    )
+    trainer = BigDropTrainer(model=tiny_model(), args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    seen = []
+    for _ in range(10):
+        seen.append([group["lr"] for group in trainer.optimizer.param_groups])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    backbone = [lrs[0] for lrs in seen]
+    head = [lrs[-1] for lrs in seen]
+    assert backbone == pytest.approx([1e-2] * 5 + [1e-3] * 3 + [1e-4] * 2)
+    assert head == pytest.approx([1e-1] * 5 + [1e-2] * 3 + [1e-3] * 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"classifier_lr_multiplier": 0.0}, "classifier_lr_multiplier must be > 0"),
+        ({"lr_milestones": [5, 3]}, r"lr_milestones must be increasing.*\[5, 3\]"),
+        ({"lr_gamma": 1.5}, r"lr_gamma must be in \(0, 1\]"),
+        ({"per_domain_batch_size": 0}, "per_domain_batch_size must be a positive integer"),
+    ],
+)
+def test_argument_validation(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_args(tmp_path, **kwargs)
+
+
+def test_selection_reads_training_domains_unless_oracle(tmp_path):
+    common = dict(eval_strategy="steps", save_strategy="steps", load_best_model_at_end=True)
+    assert make_args(tmp_path, **common).metric_for_best_model == "val_accuracy"
+    assert make_args(tmp_path, **common, oracle_selection=True).metric_for_best_model == "oracle_accuracy"
+    with pytest.raises(ValueError, match="reads held-out domains.*oracle_selection=True"):
+        make_args(tmp_path, **common, metric_for_best_model="test_accuracy")
+    with pytest.raises(ValueError, match="reads held-out domains"):
+        make_args(tmp_path, **common, metric_for_best_model="eval_test_photo_accuracy")
+    assert make_args(tmp_path, **common, metric_for_best_model="test_accuracy", oracle_selection=True)
+
+
+def test_domain_balanced_batches_through_the_trainer(tmp_path):
+    train = apply_transforms(colour_dataset({"art": 10, "photo": 25, "sketch": 7}), PROCESSOR, train=True)
+    args = make_args(tmp_path, per_domain_batch_size=4, max_steps=6)
+    trainer = BigDropTrainer(
+        model=tiny_model(),
+        args=args,
+        train_dataset=train,
+        data_collator=DomainCollator(include_domain_ids=True),
+    )
+    batches = list(trainer.get_train_dataloader())
+    assert len(batches) == 6
+    for batch in batches:
+        assert batch["pixel_values"].shape == (12, 3, 16, 16)
+        assert collections.Counter(batch["domain_ids"].tolist()) == {0: 4, 1: 4, 2: 4}
+
+
+def test_per_domain_eval_sets_and_summary():
+    splits = datasets.DatasetDict(
+        validation=colour_dataset({"art": 4, "photo": 6}), test=colour_dataset({"sketch": 5})
+    )
+    sets = per_domain_eval_sets(splits)
+    assert {name: len(ds) for name, ds in sets.items()} == {"val_art": 4, "val_photo": 6, "test_sketch": 5}
+    metrics = {
+        "eval_val_art_accuracy": 0.5,
+        "eval_val_photo_accuracy": 0.9,
+        "eval_val_photo_loss": 0.3,
+        "eval_test_sketch_accuracy": 0.4,
+    }
+    assert summarize_domain_metrics(metrics) == pytest.approx(
+        {
+            "eval_val_accuracy": 0.7,
+            "eval_val_worst_accuracy": 0.5,
+            "eval_test_accuracy": 0.4,
+            "eval_test_worst_accuracy": 0.4,
+        }
+    )
+
+
+def test_evaluate_reports_per_domain_and_mean_accuracy(tmp_path):
+    splits = datasets.DatasetDict(
+        validation=colour_dataset({"art": 8, "photo": 12}, seed=1),
+        test=colour_dataset({"sketch": 10}, seed=2),
+    )
+    eval_sets = {
+        name: apply_transforms(ds, PROCESSOR, train=False)
+        for name, ds in per_domain_eval_sets(splits).items()
+    }
+    trainer = BigDropTrainer(
+        model=tiny_model(classifier_init="normal"),
+        args=make_args(tmp_path, per_device_eval_batch_size=4),
+        eval_dataset=eval_sets,
+        data_collator=DomainCollator(),
+        compute_metrics=make_compute_metrics(),
+    )
+    metrics = trainer.evaluate()
+    for name in ("val_art", "val_photo", "test_sketch"):
+        assert 0.0 <= metrics[f"eval_{name}_accuracy"] <= 1.0
+    mean = (metrics["eval_val_art_accuracy"] + metrics["eval_val_photo_accuracy"]) / 2
+    assert metrics["eval_val_accuracy"] == pytest.approx(mean)
+    assert metrics["eval_test_accuracy"] == pytest.approx(metrics["eval_test_sketch_accuracy"])
+    # The accuracy is the model's: recompute one domain by hand.
+    model = trainer.model.eval()
+    batch = DomainCollator()([eval_sets["test_sketch"][i] for i in range(10)])
+    with torch.no_grad():
+        predicted = model(batch["pixel_values"]).logits.argmax(-1)
+    assert metrics["eval_test_sketch_accuracy"] == pytest.approx(
+        (predicted == batch["labels"]).float().mean().item()
+    )
