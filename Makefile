@@ -41,3 +41,13 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+# The main job: ERM (dropout 0) and very large dropout (0.9) with the same budget on the embedded offline
+# benchmark (digits, held-out mnist, embedded ImageNet EfficientNet-Lite0), then a side-by-side table.
+DEMO_DIR ?= runs/demo
+DEMO_CONFIG ?= examples/configs/demo.yaml
+
+demo: $(STAMP)
+	$(PY) examples/run_ood.py $(DEMO_CONFIG) --dropout_rate 0.0 --output_dir $(DEMO_DIR)/erm
+	$(PY) examples/run_ood.py $(DEMO_CONFIG) --dropout_rate 0.9 --output_dir $(DEMO_DIR)/bigdrop
+	$(PY) examples/compare_runs.py $(DEMO_DIR)/erm $(DEMO_DIR)/bigdrop --output $(DEMO_DIR)/comparison.md

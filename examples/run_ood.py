@@ -1,0 +1,376 @@
+#!/usr/bin/env python
+"""Fine-tune with very large dropout on source domains and measure the held-out domains (DomainBed protocol).
+
+One job = one (dataset, held-out domain set, seed). Examples:
+
+    # the embedded offline default: digits, held-out mnist, embedded ImageNet EfficientNet-Lite0
+    python examples/run_ood.py --output_dir runs/bigdrop --dropout_rate 0.9
+
+    # a paper recipe, with overrides, on 2 processes
+    accelerate launch --multi_gpu --num_processes 2 examples/run_ood.py examples/configs/pacs.yaml \\
+        --data_dir /data/domainbed/PACS --test_domains S --output_dir runs/pacs-S
+
+    # leave-one-domain-out over every domain in turn (one sub-folder per held-out domain)
+    python examples/run_ood.py --test_domains all --output_dir runs/lodo
+
+Arguments come from three dataclasses (`--help` lists them all), also from a JSON/YAML file given as the first
+argument; flags after the file override it. Writes to `output_dir`: the selected model (safetensors + code for
+`trust_remote_code`), its image processor, `results.json` and a model card `README.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
+from transformers.trainer_utils import get_last_checkpoint, set_seed
+
+from hf_bigdrop import BigDropForImageClassification
+from hf_bigdrop.data import (
+    DomainCollator,
+    apply_transforms,
+    domain_names,
+    get_dataset_info,
+    image_spec_from_processor,
+    load_domain_dataset,
+)
+from hf_bigdrop.metrics import make_compute_metrics
+from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
+from hf_bigdrop.results import RunResults, domain_table
+from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments, per_domain_eval_sets
+
+logger = logging.getLogger("run_ood")
+
+
+@dataclass
+class ModelArguments:
+    """The network: which pretrained backbone, and how its head is regularised."""
+
+    backbone: str = field(
+        default="embedded:efficientnet-lite0",
+        metadata={
+            "help": "Hub id (e.g. timm/resnet50.tv2_in1k), local folder, or embedded:efficientnet-lite0."
+        },
+    )
+    dropout_rate: float = field(
+        default=0.9, metadata={"help": "Dropout on the penultimate features; 0 = ERM."}
+    )
+    pooling: str = field(default="auto", metadata={"help": "auto | pooler | cls | mean."})
+    freeze_batchnorm: bool = field(
+        default=True, metadata={"help": "Keep BatchNorm statistics as pretrained."}
+    )
+    freeze_backbone: bool = field(default=False, metadata={"help": "Train the head only (linear probe)."})
+    classifier_init: str = field(default="zeros", metadata={"help": "zeros | normal | kaiming_uniform."})
+
+
+@dataclass
+class DataArguments:
+    """The domains: which dataset, which domains are held out, and how images are prepared."""
+
+    dataset: str = field(
+        default="digits",
+        metadata={
+            "help": "Registry name (digits, PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), Hub id or folder."
+        },
+    )
+    test_domains: list[str] = field(
+        default_factory=lambda: ["mnist"],
+        metadata={
+            "help": "Held-out domain(s), full or DomainBed short names; 'all' = leave each out in turn."
+        },
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Local DomainBed folder of a registry dataset."}
+    )
+    domain_column: str | None = field(
+        default=None, metadata={"help": "Domain column of a Hub/Parquet dataset."}
+    )
+    holdout_fraction: float = field(
+        default=0.2, metadata={"help": "Validation fraction of each training domain."}
+    )
+    test_holdout_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Also split held-out domains into test / oracle validation (oracle only)."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Input resolution; default: the backbone processor's size (digits: its stored size)."
+        },
+    )
+    digits_size: int = field(
+        default=32, metadata={"help": "Stored resolution of the embedded digits benchmark."}
+    )
+    augmentation: str = field(
+        default="domainbed", metadata={"help": "Training augmentation: domainbed | none."}
+    )
+    max_per_domain: int | None = field(
+        default=None, metadata={"help": "Cap examples per domain (quick runs)."}
+    )
+
+
+class UsageError(Exception):
+    """A bad argument or input, reported as one line without a traceback."""
+
+
+def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, BigDropTrainingArguments]:
+    """Parses flags, optionally on top of a JSON/YAML file given as the first argument."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, BigDropTrainingArguments))
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
+        argv = _file_as_flags(Path(argv[0])) + argv[1:]
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _file_as_flags(path: Path) -> list[str]:
+    if not path.exists():
+        raise UsageError(f"config file {str(path)!r} does not exist")
+    values = (yaml.safe_load if path.suffix in (".yaml", ".yml") else json.loads)(path.read_text()) or {}
+    flags: list[str] = []
+    for key, value in values.items():
+        flags.append(f"--{key}")
+        flags.extend(str(v) for v in value) if isinstance(value, list) else flags.append(str(value))
+    return flags
+
+
+def run_job(
+    model_args: ModelArguments, data_args: DataArguments, training_args: BigDropTrainingArguments
+) -> RunResults:
+    """Trains one model with `data_args.test_domains` held out and writes everything to `output_dir`."""
+    start = time.time()
+    set_seed(training_args.seed)
+    check_backbone_reachable(model_args.backbone)
+    checkpoint = checkpoint_to_resume(training_args)
+    with training_args.main_process_first(desc="preparing data and backbone"):
+        splits = load_domain_dataset(
+            data_args.dataset,
+            test_domains=data_args.test_domains,
+            holdout_fraction=data_args.holdout_fraction,
+            test_holdout_fraction=data_args.test_holdout_fraction,
+            seed=training_args.seed,
+            data_dir=data_args.data_dir,
+            domain_column=data_args.domain_column,
+            max_per_domain=data_args.max_per_domain,
+            image_size=data_args.digits_size,
+        )
+        backbone_path = resolve_backbone_name(model_args.backbone)
+        image_processor = AutoImageProcessor.from_pretrained(backbone_path)
+    class_names = splits["train"].features["label"].names
+    train_domains = sorted(set(domain_names(splits["train"])[i] for i in set(splits["train"]["domain"])))
+    test_domains = sorted(set(domain_names(splits["test"])[i] for i in set(splits["test"]["domain"])))
+    logger.info("training domains %s, held out %s, %d classes", train_domains, test_domains, len(class_names))
+
+    model = BigDropForImageClassification.from_backbone(
+        backbone_path,
+        num_labels=len(class_names),
+        id2label=dict(enumerate(class_names)),
+        dropout_rate=model_args.dropout_rate,
+        pooling=model_args.pooling,
+        freeze_batchnorm=model_args.freeze_batchnorm,
+        freeze_backbone=model_args.freeze_backbone,
+        classifier_init=model_args.classifier_init,
+        backbone_name_or_path=model_args.backbone,
+    )
+    # The embedded digits are stored small: train at their own size rather than upsample them to 224 px.
+    image_size = data_args.image_size or (data_args.digits_size if data_args.dataset == "digits" else None)
+    transforms = {"recipe": data_args.augmentation, "image_size": image_size}
+    eval_sets = {
+        name: apply_transforms(dataset, image_processor, train=False, **transforms)
+        for name, dataset in per_domain_eval_sets(splits).items()
+    }
+    # Saved with every checkpoint: the evaluation transform (resize, normalise) as a standard image processor, so
+    # that `pipeline("image-classification", model=output_dir)` sees images exactly as evaluation did.
+    spec = image_spec_from_processor(image_processor, image_size)
+    inference_processor = ViTImageProcessor(
+        size={"height": spec.size[0], "width": spec.size[1]},
+        image_mean=list(spec.mean),
+        image_std=list(spec.std),
+    )
+    trainer = BigDropTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=apply_transforms(splits["train"], image_processor, train=True, **transforms),
+        eval_dataset=eval_sets,
+        data_collator=DomainCollator(),
+        compute_metrics=make_compute_metrics(),
+        processing_class=inference_processor,
+    )
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint in ("True", "true", "last"):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            raise UsageError(
+                f"--resume_from_checkpoint: no checkpoint-* folder in {training_args.output_dir}"
+            )
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    # With load_best_model_at_end the trainer now holds the checkpoint that selection chose.
+    metrics = trainer.evaluate()
+    results = RunResults(
+        dataset=data_args.dataset,
+        train_domains=train_domains,
+        test_domains=test_domains,
+        seed=training_args.seed,
+        backbone=model_args.backbone,
+        dropout_rate=model_args.dropout_rate,
+        validation_accuracy={d: metrics[f"eval_val_{d}_accuracy"] for d in train_domains},
+        test_accuracy={d: metrics[f"eval_test_{d}_accuracy"] for d in test_domains},
+        oracle_accuracy={
+            d: metrics[f"eval_oracle_{d}_accuracy"]
+            for d in test_domains
+            if f"eval_oracle_{d}_accuracy" in metrics
+        },
+        selected_step=_selected_step(trainer),
+        selection_metric=_selection_metric(training_args),
+        wall_time_s=time.time() - start,
+        arguments={
+            "model": asdict(model_args),
+            "data": asdict(data_args),
+            "training": json.loads(training_args.to_json_string()),
+        },
+        versions=_versions(),
+        history=[entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)],
+    )
+    trainer.model_card_results = results
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        results.save(training_args.output_dir)
+        trainer.create_model_card()
+    if training_args.push_to_hub:
+        trainer.push_to_hub(
+            commit_message=f"hf_bigdrop: {data_args.dataset}, held out {', '.join(test_domains)}"
+        )
+    return results
+
+
+def checkpoint_to_resume(args: BigDropTrainingArguments) -> str | None:
+    """The checkpoint to resume from; refuses to train over an earlier run's checkpoints by accident."""
+    checkpoint = args.resume_from_checkpoint
+    existing = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    if checkpoint in ("True", "true", "last"):
+        if existing is None:
+            raise UsageError(f"--resume_from_checkpoint: no checkpoint-* folder in {args.output_dir}")
+        return existing
+    if checkpoint is None and existing is not None and not args.overwrite_output_dir:
+        raise UsageError(
+            f"{args.output_dir} holds checkpoints of an earlier run ({Path(existing).name}): pass "
+            "--resume_from_checkpoint True to continue it, --overwrite_output_dir to start over, or another output_dir"
+        )
+    if checkpoint is None and existing is not None and args.should_save:
+        for old in Path(args.output_dir).glob("checkpoint-*"):
+            shutil.rmtree(
+                old
+            )  # --overwrite_output_dir: the new run's checkpoints must not mix with the old ones
+    return checkpoint
+
+
+def check_backbone_reachable(name: str) -> None:
+    """Fails fast, in one line, when the backbone is a Hub id that offline mode cannot download."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if name.startswith("embedded:") or Path(name).exists() or not constants.HF_HUB_OFFLINE:
+        return
+    if name.count("/") != 1:
+        raise UsageError(
+            f"backbone {name!r} is not a local folder, an embedded backbone or a Hub id (owner/name)"
+        )
+    if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        raise UsageError(
+            f"backbone {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: "
+            "download it once with network, pass a local folder, or use embedded:efficientnet-lite0"
+        )
+
+
+def _selected_step(trainer: BigDropTrainer) -> int | None:
+    if trainer.state.best_model_checkpoint:
+        return int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+    return trainer.state.global_step
+
+
+def _selection_metric(args: BigDropTrainingArguments) -> str:
+    if not args.load_best_model_at_end:
+        return "last step"
+    metric = args.metric_for_best_model or "loss"
+    return metric if metric.startswith("eval_") else f"eval_{metric}"
+
+
+def _versions() -> dict[str, str]:
+    import accelerate
+    import datasets
+    import timm
+    import torch
+    import transformers
+
+    import hf_bigdrop
+
+    modules = (hf_bigdrop, torch, transformers, datasets, accelerate, timm)
+    return {"python": sys.version.split()[0], **{m.__name__: m.__version__ for m in modules}}
+
+
+def main(argv: list[str] | None = None) -> list[RunResults]:
+    """Runs one job, or one per held-out domain with `--test_domains all`."""
+    model_args, data_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO, datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+
+    if [d.lower() for d in data_args.test_domains] != ["all"]:
+        return [run_job(model_args, data_args, training_args)]
+
+    # Leave-one-domain-out: one job per domain, each in its own sub-folder.
+    domains = _all_domains(data_args, training_args)
+    runs = []
+    root = training_args.output_dir
+    for domain in domains:
+        job_data = DataArguments(**{**asdict(data_args), "test_domains": [domain]})
+        training_args.output_dir = os.path.join(root, domain)
+        runs.append(run_job(model_args, job_data, training_args))
+    training_args.output_dir = root
+    if training_args.should_log:
+        mean = sum(r.mean_test_accuracy for r in runs) / len(runs)
+        print(f"\nleave-one-domain-out over {len(runs)} domains: mean o.o.d. accuracy {100 * mean:.1f}%")
+    return runs
+
+
+def _all_domains(data_args: DataArguments, training_args: BigDropTrainingArguments) -> list[str]:
+    info = get_dataset_info(data_args.dataset) if data_args.data_dir is None else None
+    if info is not None:
+        return [domain.name for domain in info.domains]
+    with training_args.main_process_first():
+        probe = load_domain_dataset(
+            data_args.dataset,
+            test_domains=[],
+            data_dir=data_args.data_dir,
+            domain_column=data_args.domain_column,
+        )
+    return domain_names(probe["train"])
+
+
+def cli() -> None:
+    """`main` with bad input reported as one line (set HF_BIGDROP_TRACEBACK=1 for the traceback)."""
+    try:
+        results = main()
+    except (UsageError, ValueError, OSError, ImportError, KeyError) as error:
+        if os.environ.get("HF_BIGDROP_TRACEBACK"):
+            raise
+        print(f"run_ood.py: error: {_one_line(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for result in results:
+        print(
+            f"\n{result.dataset}, held out {', '.join(result.test_domains)}, dropout {result.dropout_rate:g}:"
+        )
+        print(domain_table(result))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+if __name__ == "__main__":
+    cli()

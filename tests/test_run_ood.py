@@ -1,0 +1,247 @@
+"""examples/run_ood.py end to end on a tiny backbone and a few images per domain of the embedded digits."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tiny_models import save_classifier
+from transformers import AutoModelForImageClassification, TrainerCallback, pipeline
+
+from hf_bigdrop import BigDropForImageClassification
+from hf_bigdrop.results import RunResults
+
+REPO = Path(__file__).resolve().parents[1]
+RUNNER = REPO / "examples" / "run_ood.py"
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("run_ood", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_ood"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+run_ood = _load_runner()
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("backbone")
+    save_classifier("resnet", folder)
+    return folder
+
+
+def tiny_flags(backbone: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--backbone", str(backbone),
+        "--dataset", "digits",
+        "--test_domains", "optdigits",
+        "--max_per_domain", "24",
+        "--output_dir", str(output_dir),
+        "--use_cpu",
+        "--report_to", "none",
+        "--disable_tqdm", "True",
+        "--per_domain_batch_size", "4",
+        "--max_steps", "6",
+        "--learning_rate", "0.01",
+        "--eval_strategy", "steps",
+        "--eval_steps", "3",
+        "--save_strategy", "steps",
+        "--save_steps", "3",
+        "--load_best_model_at_end",
+        "--dataloader_num_workers", "0",
+        "--seed", "0",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_runner_end_to_end(backbone, tmp_path):
+    out = tmp_path / "run"
+    [results] = run_ood.main(tiny_flags(backbone, out, "--dropout_rate", "0.9"))
+
+    for name in ("model.safetensors", "config.json", "modeling_bigdrop.py", "configuration_bigdrop.py"):
+        assert (out / name).exists(), name
+    assert (out / "preprocessor_config.json").exists()
+
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["train_domains"] == ["mnist", "mnist_m", "typeface"]
+    assert saved["test_domains"] == ["optdigits"]
+    assert set(saved["validation_accuracy"]) == set(saved["train_domains"])
+    assert set(saved["test_accuracy"]) == {"optdigits"}
+    assert saved["selected_step"] in (3, 6)
+    assert saved["selection_metric"] == "eval_val_accuracy"
+    assert saved["arguments"]["model"]["dropout_rate"] == 0.9
+    assert saved["arguments"]["training"]["max_steps"] == 6
+    assert {"torch", "transformers", "datasets", "hf_bigdrop"} <= set(saved["versions"])
+    assert saved["wall_time_s"] > 0
+    assert RunResults.load(out) == results
+
+    # Selection read the training domains' validation accuracy, never the held-out domain's.
+    evaluations = {e["step"]: e for e in saved["history"] if "eval_val_accuracy" in e}
+    best = max(sorted(evaluations), key=lambda step: evaluations[step]["eval_val_accuracy"])
+    assert saved["selected_step"] == best
+
+    card = (out / "README.md").read_text()
+    assert "| optdigits | held out (o.o.d.) |" in card
+    assert f"{100 * results.test_accuracy['optdigits']:.1f}" in card
+    assert "arXiv:2403.00946" in card and "hf_bigdrop" in card
+
+    # The saved folder is the selected model, and it reloads.
+    model = AutoModelForImageClassification.from_pretrained(out).eval()
+    assert isinstance(model, BigDropForImageClassification)
+    assert model.config.id2label[3] == "3"
+    classifier = pipeline("image-classification", model=str(out), device="cpu")
+    assert len(classifier(Image.new("RGB", (20, 20), "white"), top_k=2)) == 2
+
+
+class StopAfterFirstCheckpoint(TrainerCallback):
+    """Simulates a run killed right after its first checkpoint."""
+
+    def on_save(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+def test_resume_continues_a_killed_run_exactly(backbone, tmp_path, monkeypatch):
+    flags = ("--dropout_rate", "0.5")
+    [uninterrupted] = run_ood.main(tiny_flags(backbone, tmp_path / "a", *flags))
+
+    class KilledTrainer(run_ood.BigDropTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(StopAfterFirstCheckpoint())
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_ood, "BigDropTrainer", KilledTrainer)
+        run_ood.main(tiny_flags(backbone, tmp_path / "b", *flags))
+    assert sorted(p.name for p in (tmp_path / "b").glob("checkpoint-*")) == ["checkpoint-3"]
+
+    [resumed] = run_ood.main(tiny_flags(backbone, tmp_path / "b", *flags, "--resume_from_checkpoint", "True"))
+    assert resumed.validation_accuracy == uninterrupted.validation_accuracy
+    assert resumed.test_accuracy == uninterrupted.test_accuracy
+    assert resumed.selected_step == uninterrupted.selected_step
+    for folder in ("", "checkpoint-6"):
+        a = load_file(tmp_path / "a" / folder / "model.safetensors")
+        b = load_file(tmp_path / "b" / folder / "model.safetensors")
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], msg=f"{folder}/{name}")
+
+
+def test_config_file_with_overrides(backbone, tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text(
+        f"backbone: {backbone}\ndropout_rate: 0.7\nlr_milestones: [5, 8]\nfreeze_batchnorm: false\n"
+    )
+    model_args, data_args, training_args = run_ood.parse_arguments(
+        [str(config), "--dropout_rate", "0.3", "--output_dir", str(tmp_path)]
+    )
+    assert model_args.backbone == str(backbone)
+    assert model_args.dropout_rate == 0.3  # the flag overrides the file
+    assert model_args.freeze_batchnorm is False
+    assert training_args.lr_milestones == [5, 8]
+    assert data_args.dataset == "digits"
+
+
+def test_paper_recipes_parse():
+    for recipe in sorted((REPO / "examples" / "configs").glob("*.yaml")):
+        model_args, data_args, training_args = run_ood.parse_arguments([str(recipe)])
+        assert model_args.backbone == "timm/resnet50.tv2_in1k"
+        assert model_args.dropout_rate in (0.0, 0.9)
+        assert training_args.optim == "sgd" and training_args.lr_milestones == [5000]
+        assert training_args.max_steps == 10000 and training_args.per_domain_batch_size == 32
+        assert training_args.metric_for_best_model == "val_accuracy"
+
+
+def _cli(*flags: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(RUNNER), *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--backbone", "/no/such/folder"], "/no/such/folder"),
+        (["--test_domains", "svhn"], "svhn"),
+        (["--dropout_rate", "1.5"], r"dropout_rate.*\[0, 1\)"),
+    ],
+    ids=["unknown-backbone", "unknown-domain", "bad-rate"],
+)
+def test_bad_input_is_one_line(backbone, tmp_path, flags, message):
+    result = _cli(*tiny_flags(backbone, tmp_path / "run"), *flags)  # the last occurrence of a flag wins
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("run_ood.py: error:")]
+    assert len(error_lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert re.search(message, error_lines[0]), error_lines[0]
+
+
+def test_backbone_that_needs_the_network_while_offline(tmp_path):
+    result = _cli(
+        "--backbone", "timm/resnet50.tv2_in1k", "--output_dir", str(tmp_path), "--use_cpu", "--max_steps", "1",
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty_hf_home")},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("run_ood.py: error:")]
+    assert "timm/resnet50.tv2_in1k" in line and "HF_HUB_OFFLINE=1" in line
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_run_under_accelerate_launch(backbone, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()), str(RUNNER), *tiny_flags(backbone, out),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = RunResults.load(out)
+    assert results.selected_step in (3, 6)
+    model = AutoModelForImageClassification.from_pretrained(out)
+    assert isinstance(model, BigDropForImageClassification)
+    selected = out / f"checkpoint-{results.selected_step}"
+    AutoModelForImageClassification.from_pretrained(selected)
+
+
+@pytest.mark.slow
+def test_leave_one_domain_out_runs_every_domain(backbone, tmp_path):
+    flags = tiny_flags(backbone, tmp_path / "lodo")
+    flags[flags.index("--test_domains") + 1] = "all"
+    flags[flags.index("--max_steps") + 1] = "2"
+    flags[flags.index("--eval_steps") + 1] = "2"
+    flags[flags.index("--save_steps") + 1] = "2"
+    runs = run_ood.main(flags)
+    assert [r.test_domains for r in runs] == [["mnist"], ["mnist_m"], ["optdigits"], ["typeface"]]
+    for run in runs:
+        assert (tmp_path / "lodo" / run.test_domains[0] / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_on_cpu(backbone, tmp_path):
+    [results] = run_ood.main(tiny_flags(backbone, tmp_path / "bf16", "--bf16", "True"))
+    assert 0.0 <= results.mean_test_accuracy <= 1.0
