@@ -74,6 +74,13 @@ class BigDropTrainingArguments(TrainingArguments):
             "(paper: 32). Unset: per_device_train_batch_size examples drawn at random."
         },
     )
+    channels_last: bool = field(
+        default=False,
+        metadata={
+            "help": "Train convolutional backbones in the channels-last memory format (about 2x faster on CPU for "
+            "EfficientNet-Lite0; see docs/benchmarks.md). Weights are saved as usual."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
@@ -154,6 +161,8 @@ class BigDropTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         if self.args.per_domain_batch_size is not None and isinstance(self.train_dataset, datasets.Dataset):
             # The Trainer's progress, throughput and epoch arithmetic read the per-device batch size from here.
             num_domains = len(np.unique(domain_ids(self.train_dataset)))

@@ -214,3 +214,20 @@ def test_evaluate_reports_per_domain_and_mean_accuracy(tmp_path):
     assert metrics["eval_test_sketch_accuracy"] == pytest.approx(
         (predicted == batch["labels"]).float().mean().item()
     )
+
+
+def test_channels_last_trains_the_same_model(tmp_path):
+    train = apply_transforms(colour_dataset({"art": 12, "photo": 12}), PROCESSOR, train=True)
+    losses = {}
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = tiny_model(dropout_rate=0.0, classifier_init="normal")
+        args = make_args(
+            tmp_path, channels_last=channels_last, per_domain_batch_size=4, max_steps=3, logging_steps=1
+        )
+        trainer = BigDropTrainer(model=model, args=args, train_dataset=train, data_collator=DomainCollator())
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        trainer.train()
+        losses[channels_last] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)

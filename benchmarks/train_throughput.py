@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Training-step throughput of BigDropForImageClassification: default memory format vs channels-last.
+
+Times full optimizer steps (forward, cross-entropy, backward, AdamW) on random images, the two variants interleaved
+in one process (median of `--rounds`), and prints images/s and the ratio. The default backbone is the embedded
+ImageNet EfficientNet-Lite0, the `make demo` configuration (64 px, 48 images a step).
+
+    python benchmarks/train_throughput.py [--backbone embedded:efficientnet-lite0] [--image-size 64] [--batch 48]
+
+The script re-executes itself with glibc allocator settings (``MALLOC_ARENA_MAX=1`` ...) unless they are set: on
+2-core machines the default allocator stalls for seconds (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+_MALLOC = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": "33554432",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
+}
+if "MALLOC_ARENA_MAX" not in os.environ:  # glibc reads these at start-up only
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC})
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from hf_bigdrop import BigDropForImageClassification  # noqa: E402
+
+
+def steps_per_second(model, pixels, labels, steps: int) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    for _ in range(3):  # warm-up: allocator, oneDNN kernel selection
+        model(pixels, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    start = time.perf_counter()
+    for _ in range(steps):
+        model(pixels, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="embedded:efficientnet-lite0")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=48)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    hf_logging.set_verbosity_error()
+    torch.manual_seed(0)
+    pixels = torch.randn(args.batch, 3, args.image_size, args.image_size)
+    labels = torch.randint(0, 10, (args.batch,))
+    models = {}
+    for name in ("default", "channels_last"):
+        model = BigDropForImageClassification.from_backbone(
+            args.backbone, num_labels=10, classifier_init="normal"
+        )
+        if name == "channels_last":
+            model.to(memory_format=torch.channels_last)
+        models[name] = model
+
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    for round_index in range(args.rounds):
+        order = list(models) if round_index % 2 == 0 else list(reversed(models))
+        for name in order:
+            rates[name].append(steps_per_second(models[name], pixels, labels, args.steps) * args.batch)
+
+    print(
+        f"\n{args.backbone}, {args.image_size} px, batch {args.batch}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, median of {args.rounds} interleaved rounds of {args.steps} steps\n"
+    )
+    print("| memory format | train images/s | vs default |\n|---|---:|---:|")
+    base = statistics.median(rates["default"])
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:.1f} | {median / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
