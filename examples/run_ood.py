@@ -211,8 +211,10 @@ def run_job(
             )
     trainer.train(resume_from_checkpoint=checkpoint)
 
-    # With load_best_model_at_end the trainer now holds the checkpoint that selection chose.
-    metrics = trainer.evaluate()
+    # With load_best_model_at_end the trainer now holds the checkpoint that selection chose; its evaluation was
+    # logged when it was saved (evaluation is deterministic), so only a model never evaluated is evaluated again.
+    selected_step = _selected_step(trainer)
+    metrics = _logged_metrics(trainer, selected_step) or trainer.evaluate()
     results = RunResults(
         dataset=data_args.dataset,
         train_domains=train_domains,
@@ -227,7 +229,7 @@ def run_job(
             for d in test_domains
             if f"eval_oracle_{d}_accuracy" in metrics
         },
-        selected_step=_selected_step(trainer),
+        selected_step=selected_step,
         selection_metric=_selection_metric(training_args),
         wall_time_s=time.time() - start,
         arguments={
@@ -292,6 +294,17 @@ def _selected_step(trainer: BigDropTrainer) -> int | None:
     if trainer.state.best_model_checkpoint:
         return int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
     return trainer.state.global_step
+
+
+def _logged_metrics(trainer: BigDropTrainer, step: int) -> dict[str, float] | None:
+    """All evaluation metrics logged at `step` (one log entry per evaluation set), if every set was evaluated."""
+    metrics: dict[str, float] = {}
+    for entry in trainer.state.log_history:
+        if entry.get("step") == step:
+            metrics.update({k: v for k, v in entry.items() if k.startswith("eval_")})
+    names = trainer.eval_dataset if isinstance(trainer.eval_dataset, dict) else {}
+    complete = names and all(f"eval_{name}_accuracy" in metrics for name in names)
+    return metrics if complete else None
 
 
 def _selection_metric(args: BigDropTrainingArguments) -> str:
