@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, RUNNER, free_port, load_run_ood
 from PIL import Image
 from safetensors.torch import load_file
 from tiny_models import save_classifier
@@ -21,19 +20,7 @@ from transformers import AutoModelForImageClassification, TrainerCallback, pipel
 from hf_bigdrop import BigDropForImageClassification
 from hf_bigdrop.results import RunResults
 
-REPO = Path(__file__).resolve().parents[1]
-RUNNER = REPO / "examples" / "run_ood.py"
-
-
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("run_ood", RUNNER)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_ood"] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-run_ood = _load_runner()
+run_ood = load_run_ood()
 
 
 @pytest.fixture(scope="module")
@@ -203,19 +190,13 @@ def test_backbone_that_needs_the_network_while_offline(tmp_path):
     assert "timm/resnet50.tv2_in1k" in line and "HF_HUB_OFFLINE=1" in line
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_run_under_accelerate_launch(backbone, tmp_path):
     out = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), str(RUNNER), *tiny_flags(backbone, out),
+        "--main_process_port", str(free_port()), str(RUNNER), *tiny_flags(backbone, out),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, free_port
 from tiny_models import save_classifier
 from transformers import Trainer, TrainingArguments
 
 from hf_bigdrop import BigDropForImageClassification
 
 SCRIPT = Path(__file__).parent / "scripts" / "trainer_loss.py"
-REPO = Path(__file__).resolve().parents[1]
 
 
 class ColourImages(torch.utils.data.Dataset):
@@ -87,12 +86,6 @@ def test_trainer_leaves_frozen_batchnorm_statistics_unchanged(tmp_path, family):
     assert any(not torch.equal(state[k], v) for k, v in weights_before.items() if "backbone" in k)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_report_the_same_loss_as_one(tmp_path):
     """The Trainer must not scale the loss by the number of processes (transformers' ResNet head does)."""
@@ -103,7 +96,7 @@ def test_two_processes_report_the_same_loss_as_one(tmp_path):
     )
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--main_process_port", str(_free_port()), str(SCRIPT), str(two), "4"]
+    launch += ["--main_process_port", str(free_port()), str(SCRIPT), str(two), "4"]
     subprocess.run(launch, check=True, cwd=tmp_path, env=env, timeout=300)
     single, double = json.loads(one.read_text()), json.loads(two.read_text())
     assert len(single["train_losses"]) == len(double["train_losses"]) == 4
