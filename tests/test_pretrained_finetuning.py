@@ -39,7 +39,8 @@ def test_p09_finetuning_of_a_pretrained_backbone_leaves_chance_level(tmp_path):
     assert results.mean_validation_accuracy > 0.3, results.validation_accuracy
     assert results.mean_test_accuracy > 0.2, results.test_accuracy
 
-    # ... and the pooled features did not collapse to zero.
+    # ... and the pooled features did not collapse to zero: about 77% of them are zero (ReLU6) for these images
+    # before fine-tuning, and 99.5% were in the collapse that a random head caused.
     model = AutoModelForImageClassification.from_pretrained(out).eval()
     splits = load_domain_dataset("digits", test_domains=["mnist"], max_per_domain=64)
     images = apply_transforms(
@@ -48,4 +49,4 @@ def test_p09_finetuning_of_a_pretrained_backbone_leaves_chance_level(tmp_path):
     batch = DomainCollator()([images[i] for i in range(64)])
     with torch.no_grad():
         features, _ = model.extract_features(batch["pixel_values"])
-    assert (features == 0).float().mean() < 0.5
+    assert (features == 0).float().mean() < 0.95

@@ -142,7 +142,9 @@ def test_config_file_with_overrides(backbone, tmp_path):
 
 
 def test_paper_recipes_parse():
-    for recipe in sorted((REPO / "examples" / "configs").glob("*.yaml")):
+    recipes = sorted((REPO / "examples" / "configs").glob("*_[be][ir][gm]*.yaml"))
+    assert len(recipes) == 8  # PACS, VLCS, OfficeHome, TerraIncognita x (very large dropout, ERM)
+    for recipe in recipes:
         model_args, data_args, training_args = run_ood.parse_arguments([str(recipe)])
         assert model_args.backbone == "timm/resnet50.tv2_in1k"
         assert model_args.dropout_rate in (0.0, 0.9)
@@ -226,3 +228,13 @@ def test_leave_one_domain_out_runs_every_domain(backbone, tmp_path):
 def test_bf16_mixed_precision_on_cpu(backbone, tmp_path):
     [results] = run_ood.main(tiny_flags(backbone, tmp_path / "bf16", "--bf16", "True"))
     assert 0.0 <= results.mean_test_accuracy <= 1.0
+
+
+def test_demo_config_parses():
+    model_args, data_args, training_args = run_ood.parse_arguments(
+        [str(REPO / "examples" / "configs" / "demo.yaml")]
+    )
+    assert model_args.backbone == "embedded:efficientnet-lite0"
+    assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)
+    assert training_args.per_domain_batch_size == 16 and training_args.classifier_lr_multiplier == 10
+    assert training_args.channels_last and training_args.load_best_model_at_end

@@ -1,0 +1,80 @@
+"""results.json, the comparison table, the model card and examples/compare_runs.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO
+from huggingface_hub import ModelCard
+
+from hf_bigdrop.modelcard import build_model_card
+from hf_bigdrop.results import RunResults, comparison_table
+
+
+def make_results(dropout_rate: float, ood: float) -> RunResults:
+    return RunResults(
+        dataset="PACS",
+        train_domains=["art_painting", "cartoon", "photo"],
+        test_domains=["sketch"],
+        seed=1,
+        backbone="timm/resnet50.tv2_in1k",
+        dropout_rate=dropout_rate,
+        validation_accuracy={"art_painting": 0.9, "cartoon": 0.8, "photo": 1.0},
+        test_accuracy={"sketch": ood},
+        selected_step=300,
+        wall_time_s=12.0,
+        arguments={"training": {"optim": "sgd", "learning_rate": 0.001, "max_steps": 10000}},
+    )
+
+
+def test_results_round_trip(tmp_path):
+    results = make_results(0.9, 0.8123)
+    path = results.save(tmp_path)
+    assert RunResults.load(path) == results
+    assert RunResults.load(tmp_path).mean_validation_accuracy == pytest.approx(0.9)
+    with pytest.raises(FileNotFoundError, match="finished run"):
+        RunResults.load(tmp_path / "missing")
+
+
+def test_comparison_table_puts_runs_side_by_side():
+    table = comparison_table({"ERM": make_results(0.0, 0.75), "BigDrop": make_results(0.9, 0.8123)})
+    lines = table.splitlines()
+    assert lines[0] == "| | ERM | BigDrop |"
+    assert "| o.o.d. sketch | 75.0 | 81.2 |" in lines
+    assert "| mean validation | 90.0 | 90.0 |" in lines
+    assert "| selected step | 300 | 300 |" in lines
+
+
+def test_model_card_metadata_and_table():
+    card = build_model_card(make_results(0.9, 0.8123), model_id="me/pacs-sketch")
+    parsed = ModelCard(str(card))
+    assert parsed.data.base_model == "timm/resnet50.tv2_in1k"
+    assert parsed.data.datasets is None  # "PACS" is a registry name, not a Hub id
+    assert "very-large-dropout" in parsed.data.tags
+    assert "| sketch | held out (o.o.d.) | 81.2 |" in card.text
+    assert 'model="me/pacs-sketch", trust_remote_code=True' in card.text
+    assert "arXiv:2403.00946" in card.text
+
+
+def test_compare_runs_script(tmp_path):
+    for name, rate, ood in (("erm", 0.0, 0.75), ("bigdrop", 0.9, 0.8123)):
+        (tmp_path / name).mkdir()
+        make_results(rate, ood).save(tmp_path / name)
+    output = tmp_path / "comparison.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "compare_runs.py"),
+            str(tmp_path / "erm"),
+            str(tmp_path / "bigdrop"),
+        ]
+        + ["--output", str(output)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert "| | ERM (p=0) | very large dropout (p=0.9) |" in result.stdout
+    assert "| o.o.d. sketch | 75.0 | 81.2 |" in output.read_text()
