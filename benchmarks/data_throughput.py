@@ -22,15 +22,9 @@ import argparse
 import os
 import sys
 
-_MALLOC = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_THRESHOLD_": "33554432",
-    "MALLOC_TRIM_THRESHOLD_": "4294967296",
-}
-if "MALLOC_ARENA_MAX" not in os.environ:  # glibc reads these at start-up only
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC})
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from _benchmark_env import prepare_process
+
+prepare_process()
 
 import platform  # noqa: E402
 import statistics  # noqa: E402

@@ -14,19 +14,12 @@ The script re-executes itself with glibc allocator settings (``MALLOC_ARENA_MAX=
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-_MALLOC = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_THRESHOLD_": "33554432",
-    "MALLOC_TRIM_THRESHOLD_": "4294967296",
-}
-if "MALLOC_ARENA_MAX" not in os.environ:  # glibc reads these at start-up only
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC})
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from _benchmark_env import prepare_process
+
+prepare_process()
 
 import torch  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402

@@ -29,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
 from transformers.trainer_utils import get_last_checkpoint, set_seed
@@ -37,6 +38,7 @@ from hf_bigdrop import BigDropForImageClassification
 from hf_bigdrop.data import (
     DomainCollator,
     apply_transforms,
+    domain_ids,
     domain_names,
     get_dataset_info,
     image_spec_from_processor,
@@ -163,8 +165,7 @@ def run_job(
         backbone_path = resolve_backbone_name(model_args.backbone)
         image_processor = AutoImageProcessor.from_pretrained(backbone_path)
     class_names = splits["train"].features["label"].names
-    train_domains = sorted(set(domain_names(splits["train"])[i] for i in set(splits["train"]["domain"])))
-    test_domains = sorted(set(domain_names(splits["test"])[i] for i in set(splits["test"]["domain"])))
+    train_domains, test_domains = _domains_in(splits["train"]), _domains_in(splits["test"])
     logger.info("training domains %s, held out %s, %d classes", train_domains, test_domains, len(class_names))
 
     model = BigDropForImageClassification.from_backbone(
@@ -294,6 +295,11 @@ def _selected_step(trainer: BigDropTrainer) -> int | None:
     if trainer.state.best_model_checkpoint:
         return int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
     return trainer.state.global_step
+
+
+def _domains_in(split) -> list[str]:
+    names = domain_names(split)
+    return sorted(names[i] for i in np.unique(domain_ids(split)))
 
 
 def _logged_metrics(trainer: BigDropTrainer, step: int) -> dict[str, float] | None:

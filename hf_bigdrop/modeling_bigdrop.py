@@ -62,9 +62,15 @@ def resolve_pooling(config: BigDropConfig) -> str:
     return AUTO_POOLING_BY_MODEL_TYPE.get(config.backbone_config.model_type, DEFAULT_AUTO_POOLING)
 
 
-def _backbone_init_kwargs(model_class: type[nn.Module], pooling: str) -> dict:
+def _backbone_init_kwargs(backbone_config, pooling: str) -> dict:
     """Drops an optional pooler layer that the chosen pooling never reads, so it is neither built nor required."""
-    if pooling != "pooler" and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+    mapping = AutoModel._model_mapping
+    model_class = mapping.get(type(backbone_config), None)
+    if (
+        pooling != "pooler"
+        and model_class is not None
+        and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
+    ):
         return {"add_pooling_layer": False}
     return {}
 
@@ -149,9 +155,8 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
     def __init__(self, config: BigDropConfig):
         super().__init__(config)
         self.pooling = resolve_pooling(config)
-        backbone_class = AutoModel._model_mapping[type(config.backbone_config)]
         self.backbone = AutoModel.from_config(
-            config.backbone_config, **_backbone_init_kwargs(backbone_class, self.pooling)
+            config.backbone_config, **_backbone_init_kwargs(config.backbone_config, self.pooling)
         )
         self.num_features = _feature_size(self.backbone)
         self.dropout = nn.Dropout(config.dropout_rate)
@@ -328,12 +333,11 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
         )
 
         pooling = resolve_pooling(config)
-        backbone_class = AutoModel._model_mapping[type(backbone_config)]
         backbone, loading_info = AutoModel.from_pretrained(
             source,
             config=backbone_config,
             output_loading_info=True,
-            **_backbone_init_kwargs(backbone_class, pooling),
+            **_backbone_init_kwargs(backbone_config, pooling),
             **backbone_kwargs,
         )
         not_loaded = sorted(set(loading_info.get("missing_keys", ())) | _mismatched(loading_info))
