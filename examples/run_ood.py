@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from accelerate import PartialState
 from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
 from transformers.trainer_utils import get_last_checkpoint, set_seed
 
@@ -380,6 +381,8 @@ def cli() -> None:
             raise
         print(f"run_ood.py: error: {_one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+    if not PartialState().is_main_process:
+        return  # every process ran the jobs; one prints them
     for result in results:
         print(
             f"\n{result.dataset}, held out {', '.join(result.test_domains)}, dropout {result.dropout_rate:g}:"
