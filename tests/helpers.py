@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,3 +30,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def launch_two_cpu_processes(script_and_args: list[str], *, cwd: Path, timeout: int = 600) -> None:
+    """Runs `accelerate launch --multi_gpu --num_processes 2` on CPU (gloo) and fails with the launcher's output.
+
+    The rendezvous port is picked free just before the launch; if another process takes it in between, the
+    launch fails before training starts, so it is tried once more on a new port.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    failures = []
+    for _ in range(2):
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+        command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        command += ["--main_process_port", str(free_port()), *script_and_args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+        if result.returncode == 0:
+            return
+        failures.append(result.stdout[-2000:] + result.stderr[-4000:])
+    raise AssertionError("accelerate launch failed twice:\n" + "\n----\n".join(failures))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, RUNNER, free_port, load_run_ood
+from helpers import REPO, RUNNER, launch_two_cpu_processes, load_run_ood
 from PIL import Image
 from safetensors.torch import load_file
 from tiny_models import save_classifier
@@ -195,14 +195,7 @@ def test_backbone_that_needs_the_network_while_offline(tmp_path):
 @pytest.mark.slow
 def test_two_process_run_under_accelerate_launch(backbone, tmp_path):
     out = tmp_path / "ddp"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), str(RUNNER), *tiny_flags(backbone, out),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    launch_two_cpu_processes([str(RUNNER), *tiny_flags(backbone, out)], cwd=tmp_path)
     results = RunResults.load(out)
     assert results.selected_step in (3, 6)
     model = AutoModelForImageClassification.from_pretrained(out)

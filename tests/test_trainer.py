@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, free_port
+from helpers import REPO, launch_two_cpu_processes
 from tiny_models import save_classifier
 from transformers import Trainer, TrainingArguments
 
@@ -94,10 +94,7 @@ def test_two_processes_report_the_same_loss_as_one(tmp_path):
     subprocess.run(
         [sys.executable, str(SCRIPT), str(one), "8"], check=True, cwd=tmp_path, env=env, timeout=300
     )
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--main_process_port", str(free_port()), str(SCRIPT), str(two), "4"]
-    subprocess.run(launch, check=True, cwd=tmp_path, env=env, timeout=300)
+    launch_two_cpu_processes([str(SCRIPT), str(two), "4"], cwd=tmp_path, timeout=300)
     single, double = json.loads(one.read_text()), json.loads(two.read_text())
     assert len(single["train_losses"]) == len(double["train_losses"]) == 4
     assert double["train_losses"] == pytest.approx(single["train_losses"], rel=1e-5)
