@@ -7,7 +7,7 @@ One job = one (dataset, held-out domain set, seed). Examples:
     python examples/run_ood.py --output_dir runs/bigdrop --dropout_rate 0.9
 
     # a paper recipe, with overrides, on 2 processes
-    accelerate launch --multi_gpu --num_processes 2 examples/run_ood.py examples/configs/pacs.yaml \\
+    accelerate launch --multi_gpu --num_processes 2 examples/run_ood.py examples/configs/pacs_bigdrop.yaml \\
         --data_dir /data/domainbed/PACS --test_domains S --output_dir runs/pacs-S
 
     # leave-one-domain-out over every domain in turn (one sub-folder per held-out domain)
@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from hf_bigdrop.data import (
 )
 from hf_bigdrop.metrics import make_compute_metrics
 from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
-from hf_bigdrop.results import RunResults, domain_table
+from hf_bigdrop.results import RESULTS_FILE, RunResults, domain_table
 from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments, per_domain_eval_sets
 
 logger = logging.getLogger("run_ood")
@@ -125,32 +125,48 @@ class UsageError(Exception):
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, BigDropTrainingArguments]:
-    """Parses flags, optionally on top of a JSON/YAML file given as the first argument."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, BigDropTrainingArguments))
+    """Parses flags, optionally on top of a JSON/YAML file given as the first argument (flags override it)."""
+    dataclass_types = (ModelArguments, DataArguments, BigDropTrainingArguments)
+    parser = HfArgumentParser(dataclass_types)
     if argv and argv[0].endswith((".json", ".yaml", ".yml")):
-        argv = _file_as_flags(Path(argv[0])) + argv[1:]
+        values = _read_config_file(Path(argv[0]))
+        known = {f.name for dataclass_type in dataclass_types for f in fields(dataclass_type)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown key(s) {unknown} in {argv[0]}; `run_ood.py --help` lists the valid ones"
+            )
+        parser.set_defaults(**values)
+        argv = argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def _file_as_flags(path: Path) -> list[str]:
+def _read_config_file(path: Path) -> dict:
     if not path.exists():
         raise UsageError(f"config file {str(path)!r} does not exist")
     values = (yaml.safe_load if path.suffix in (".yaml", ".yml") else json.loads)(path.read_text()) or {}
-    flags: list[str] = []
-    for key, value in values.items():
-        flags.append(f"--{key}")
-        flags.extend(str(v) for v in value) if isinstance(value, list) else flags.append(str(value))
-    return flags
+    if not isinstance(values, dict):
+        raise UsageError(f"config file {str(path)!r} must hold a mapping of argument names to values")
+    return values
 
 
 def run_job(
-    model_args: ModelArguments, data_args: DataArguments, training_args: BigDropTrainingArguments
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: BigDropTrainingArguments,
+    *,
+    resume_missing_ok: bool = False,
 ) -> RunResults:
     """Trains one model with `data_args.test_domains` held out and writes everything to `output_dir`."""
     start = time.time()
     set_seed(training_args.seed)
     check_backbone_reachable(model_args.backbone)
-    checkpoint = checkpoint_to_resume(training_args)
+    if training_args.oracle_selection and data_args.test_holdout_fraction is None:
+        raise UsageError(
+            "--oracle_selection selects on a validation part of the held-out domains: set --test_holdout_fraction "
+            "(DomainBed uses 0.2)"
+        )
+    checkpoint = checkpoint_to_resume(training_args, missing_ok=resume_missing_ok)
     with training_args.main_process_first(desc="preparing data and backbone"):
         splits = load_domain_dataset(
             data_args.dataset,
@@ -204,13 +220,6 @@ def run_job(
         compute_metrics=make_compute_metrics(),
         processing_class=inference_processor,
     )
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint in ("True", "true", "last"):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint is None:
-            raise UsageError(
-                f"--resume_from_checkpoint: no checkpoint-* folder in {training_args.output_dir}"
-            )
     trainer.train(resume_from_checkpoint=checkpoint)
 
     # With load_best_model_at_end the trainer now holds the checkpoint that selection chose; its evaluation was
@@ -254,12 +263,21 @@ def run_job(
     return results
 
 
-def checkpoint_to_resume(args: BigDropTrainingArguments) -> str | None:
-    """The checkpoint to resume from; refuses to train over an earlier run's checkpoints by accident."""
+RESUME_LATEST = ("True", "true", "last")
+
+
+def checkpoint_to_resume(args: BigDropTrainingArguments, *, missing_ok: bool = False) -> str | None:
+    """The checkpoint to resume from; refuses to train over an earlier run's checkpoints by accident.
+
+    Args:
+        args (`BigDropTrainingArguments`): `resume_from_checkpoint` is a path, or "True" for the latest one.
+        missing_ok (`bool`): with "True" and no checkpoint, start afresh instead of failing (a
+            leave-one-domain-out job that had not started when the run was killed).
+    """
     checkpoint = args.resume_from_checkpoint
     existing = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
-    if checkpoint in ("True", "true", "last"):
-        if existing is None:
+    if checkpoint in RESUME_LATEST:
+        if existing is None and not missing_ok:
             raise UsageError(f"--resume_from_checkpoint: no checkpoint-* folder in {args.output_dir}")
         return existing
     if checkpoint is None and existing is not None and not args.overwrite_output_dir:
@@ -268,10 +286,9 @@ def checkpoint_to_resume(args: BigDropTrainingArguments) -> str | None:
             "--resume_from_checkpoint True to continue it, --overwrite_output_dir to start over, or another output_dir"
         )
     if checkpoint is None and existing is not None and args.should_save:
+        # --overwrite_output_dir: the new run's checkpoints must not mix with the old ones.
         for old in Path(args.output_dir).glob("checkpoint-*"):
-            shutil.rmtree(
-                old
-            )  # --overwrite_output_dir: the new run's checkpoints must not mix with the old ones
+            shutil.rmtree(old)
     return checkpoint
 
 
@@ -293,7 +310,9 @@ def check_backbone_reachable(name: str) -> None:
 
 
 def _selected_step(trainer: BigDropTrainer) -> int | None:
-    if trainer.state.best_model_checkpoint:
+    # The Trainer tracks the best checkpoint whenever metric_for_best_model is set, but only loads it (and so
+    # only saves it as the final model) with load_best_model_at_end.
+    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
         return int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
     return trainer.state.global_step
 
@@ -343,14 +362,23 @@ def main(argv: list[str] | None = None) -> list[RunResults]:
     if [d.lower() for d in data_args.test_domains] != ["all"]:
         return [run_job(model_args, data_args, training_args)]
 
-    # Leave-one-domain-out: one job per domain, each in its own sub-folder.
+    # Leave-one-domain-out: one job per domain, each in its own sub-folder (and Hub repository).
     domains = _all_domains(data_args, training_args)
     runs = []
-    root = training_args.output_dir
+    root, hub_model_id = training_args.output_dir, training_args.hub_model_id
+    resuming = training_args.resume_from_checkpoint in RESUME_LATEST
     for domain in domains:
+        folder = os.path.join(root, domain)
+        if resuming and (Path(folder) / RESULTS_FILE).exists():
+            logger.info("held-out %s finished before the run stopped: keeping its results", domain)
+            runs.append(RunResults.load(folder))
+            continue
         job_data = DataArguments(**{**asdict(data_args), "test_domains": [domain]})
-        training_args.output_dir = os.path.join(root, domain)
-        runs.append(run_job(model_args, job_data, training_args))
+        training_args.output_dir = folder
+        if training_args.push_to_hub:
+            training_args.hub_model_id = f"{hub_model_id or Path(root).name}-{domain}"
+        runs.append(run_job(model_args, job_data, training_args, resume_missing_ok=resuming))
+    training_args.hub_model_id = hub_model_id
     training_args.output_dir = root
     if training_args.should_log:
         mean = sum(r.mean_test_accuracy for r in runs) / len(runs)

@@ -56,9 +56,7 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
 This model fine-tunes `{results.backbone}` on the **{results.dataset}** domains {train} with **dropout
 {results.dropout_rate:g}** on its penultimate representation, the method of *Fine-tuning with Very Large Dropout*
 (Zhang & Bottou, [arXiv:2403.00946]({PAPER_URL})), trained with `hf_bigdrop`.
-The domain{"s" if len(results.test_domains) > 1 else ""} {held_out} never took part in training or in model
-selection: {"its" if len(results.test_domains) == 1 else "their"} accuracy measures out-of-distribution (o.o.d.)
-generalisation.
+{_held_out_sentence(results)}
 
 ## Results
 
@@ -70,7 +68,7 @@ Accuracy of the selected checkpoint (step {results.selected_step}, chosen by `{r
 ## How it was trained
 
 - Protocol (DomainBed): each training domain split {_holdout(results)} into train / validation, seeded per domain;
-  the checkpoint with the best mean training-domain validation accuracy is selected.
+  {_selection_sentence(results)}
 - Backbone `{results.backbone}`, dropout rate {results.dropout_rate:g} on the pooled features, BatchNorm statistics
   {"frozen" if results.arguments.get("model", {}).get("freeze_batchnorm", True) else "trained"}.
 - Optimiser `{results.arguments.get("training", {}).get("optim", "?")}`, learning rate
@@ -95,6 +93,32 @@ The model's code (`configuration_bigdrop.py`, `modeling_bigdrop.py`) is saved wi
 ```
 """
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
+def _held_out_sentence(results: RunResults) -> str:
+    domains = ", ".join(results.test_domains)
+    plural = len(results.test_domains) > 1
+    subject = f"The domain{'s' if plural else ''} {domains}"
+    if "oracle" in results.selection_metric:
+        return (
+            f"{subject} never took part in training, but a validation part of "
+            f"{'them' if plural else 'it'} selected the checkpoint (oracle selection): the accuracy below is an "
+            "optimistic estimate of out-of-distribution (o.o.d.) generalisation."
+        )
+    return (
+        f"{subject} never took part in training or in model selection: {'their' if plural else 'its'} accuracy "
+        "measures out-of-distribution (o.o.d.) generalisation."
+    )
+
+
+def _selection_sentence(results: RunResults) -> str:
+    if results.selection_metric == "eval_val_accuracy":
+        return "the checkpoint with the best mean training-domain validation accuracy is selected."
+    if "oracle" in results.selection_metric:
+        return "the checkpoint is selected on a validation part of the held-out domains (oracle selection)."
+    if results.selection_metric == "last step":
+        return "the model of the last step is kept (no checkpoint selection)."
+    return f"the checkpoint is selected by `{results.selection_metric}`."
 
 
 def _holdout(results: RunResults) -> str:

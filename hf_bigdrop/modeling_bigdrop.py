@@ -77,10 +77,16 @@ def _backbone_init_kwargs(backbone_config, pooling: str) -> dict:
 
 def _feature_size(backbone: nn.Module) -> int:
     """The width of the backbone's pooled penultimate representation."""
-    for owner in (backbone, getattr(backbone, "timm_model", None)):
-        size = getattr(owner, "num_features", None)
+    timm_model = getattr(backbone, "timm_model", None)
+    if timm_model is not None:
+        # timm's pooled output (`forward_head(pre_logits=True)`) has `head_hidden_size` features: wider than
+        # `num_features` for models with a layer between pooling and classifier (MobileNetV3, ...).
+        size = getattr(timm_model, "head_hidden_size", None) or getattr(timm_model, "num_features", None)
         if isinstance(size, int):
             return size
+    size = getattr(backbone, "num_features", None)
+    if isinstance(size, int):
+        return size
     config = backbone.config
     for name in ("hidden_sizes", "hidden_size", "hidden_dim", "embed_dim"):
         size = getattr(config, name, None)

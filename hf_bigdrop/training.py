@@ -112,8 +112,13 @@ class BigDropTrainingArguments(TrainingArguments):
                 f"per_domain_batch_size must be a positive integer, got {self.per_domain_batch_size}."
             )
         metric = (self.metric_for_best_model or "").removeprefix("eval_")
-        reads_held_out = metric.startswith(("test_", "oracle_"))
-        if reads_held_out and not self.oracle_selection:
+        if metric.startswith("test_"):
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model!r} selects on the reported o.o.d. accuracy "
+                "itself. Select on 'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with "
+                "oracle_selection=True (a validation part of the held-out domains, DomainBed's oracle)."
+            )
+        if metric.startswith("oracle_") and not self.oracle_selection:
             raise ValueError(
                 f"metric_for_best_model={self.metric_for_best_model!r} reads held-out domains; that is oracle "
                 "selection. Set oracle_selection=True to do it on purpose, or select on 'val_accuracy'."
@@ -142,6 +147,30 @@ def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dat
         for domain_id in np.unique(ids):
             sets[f"{group}_{names[domain_id]}"] = dataset.select(np.flatnonzero(ids == domain_id))
     return sets
+
+
+def _with_head_groups(optimizer_cls: type[torch.optim.Optimizer], head: torch.nn.Module, head_lr: float):
+    """A subclass of `optimizer_cls` that gives the classifier's parameters their own groups at `head_lr`.
+
+    The Trainer still builds the parameter groups (weight decay, device meshes, ...); each group is split in two,
+    the classifier's share keeping the group's settings but not its learning rate.
+    """
+    head_ids = {id(p) for p in head.parameters()}
+
+    class WithClassifierGroups(optimizer_cls):
+        def __init__(self, params, *args, **kwargs):
+            groups = []
+            for group in params:
+                group = group if isinstance(group, dict) else {"params": [group]}
+                members = list(group["params"])
+                rest = [p for p in members if id(p) not in head_ids]
+                ours = [p for p in members if id(p) in head_ids]
+                groups += [{**group, "params": rest}] if rest else []
+                groups += [{**group, "params": ours, "lr": head_lr}] if ours else []
+            super().__init__(groups, *args, **kwargs)
+
+    WithClassifierGroups.__name__ = WithClassifierGroups.__qualname__ = optimizer_cls.__name__
+    return WithClassifierGroups
 
 
 def _step_schedule(milestones: list[int], gamma: float, warmup_steps: int):
@@ -186,33 +215,20 @@ class BigDropTrainer(Trainer):
                 optimizer_kwargs.setdefault("momentum", self.args.sgd_momentum)
             self.optimizer_cls_and_kwargs = (optimizer_cls, optimizer_kwargs)
         multiplier = self.args.classifier_lr_multiplier
-        if multiplier == 1.0:
-            return super().create_optimizer(model)
-
-        head = getattr(model, "classifier", None)
-        if not isinstance(head, torch.nn.Module):
-            raise ValueError(
-                f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
-                f"{type(model).__name__} has none."
+        if multiplier != 1.0:
+            head = getattr(model, "classifier", None)
+            if not isinstance(head, torch.nn.Module):
+                raise ValueError(
+                    f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
+                    f"{type(model).__name__} has none."
+                )
+            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+            head_lr = optimizer_kwargs["lr"] * multiplier
+            self.optimizer_cls_and_kwargs = (
+                _with_head_groups(optimizer_cls, head, head_lr),
+                optimizer_kwargs,
             )
-        head_ids = {id(p) for p in head.parameters()}
-        decay = set(self.get_decay_parameter_names(model))
-        groups = []
-        for is_head in (False, True):
-            for decays in (True, False):
-                params = [
-                    p
-                    for n, p in model.named_parameters()
-                    if p.requires_grad and (id(p) in head_ids) == is_head and (n in decay) == decays
-                ]
-                if params:
-                    group = {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0}
-                    if is_head:
-                        group["lr"] = self.args.learning_rate * multiplier
-                    groups.append(group)
-        optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
-        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
-        return self.optimizer
+        return super().create_optimizer(model)
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         """The step schedule when `lr_milestones` are set, else the Trainer's `lr_scheduler_type`."""

@@ -225,6 +225,16 @@ def test_auto_pooling_per_family(backbone_config, expected):
     assert resolve_pooling(BigDropConfig(backbone_config=backbone_config, num_labels=2)) == expected
 
 
+def test_timm_models_with_a_pre_logits_layer():
+    # MobileNetV3 pools 576 features, then a 1x1 conv widens them to 1024 before its classifier.
+    config = BigDropConfig(
+        backbone_config=TimmWrapperConfig(architecture="mobilenetv3_small_050"), num_labels=3
+    )
+    model = BigDropForImageClassification(config).eval()
+    assert model.num_features == model.backbone.timm_model.head_hidden_size == 1024
+    assert model(pixel_batch()).logits.shape == (2, 3)
+
+
 def test_vit_cls_pooling_builds_no_untrained_pooler(tmp_path):
     save_classifier("vit", tmp_path)
     model = BigDropForImageClassification.from_backbone(tmp_path, num_labels=2)

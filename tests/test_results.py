@@ -78,3 +78,22 @@ def test_compare_runs_script(tmp_path):
     )
     assert "| | ERM (p=0) | very large dropout (p=0.9) |" in result.stdout
     assert "| o.o.d. sketch | 75.0 | 81.2 |" in output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("metric", "selection", "held_out"),
+    [
+        (
+            "eval_val_accuracy",
+            "best mean training-domain validation accuracy",
+            "never took part in training or in",
+        ),
+        ("eval_oracle_accuracy", "(oracle selection)", "optimistic estimate"),
+        ("last step", "last step is kept", "never took part in training or in"),
+    ],
+)
+def test_model_card_states_how_the_checkpoint_was_selected(metric, selection, held_out):
+    results = make_results(0.9, 0.8)
+    results.selection_metric = metric
+    text = " ".join(build_model_card(results).text.split())
+    assert selection in text and held_out in text

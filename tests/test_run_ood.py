@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,7 @@ class StopAfterFirstCheckpoint(TrainerCallback):
 
 
 def test_resume_continues_a_killed_run_exactly(backbone, tmp_path, monkeypatch):
-    flags = ("--dropout_rate", "0.5")
+    flags = ("--dropout_rate", "0.5", "--classifier_lr_multiplier", "10")
     [uninterrupted] = run_ood.main(tiny_flags(backbone, tmp_path / "a", *flags))
 
     class KilledTrainer(run_ood.BigDropTrainer):
@@ -216,6 +217,13 @@ def test_leave_one_domain_out_runs_every_domain(backbone, tmp_path):
     for run in runs:
         assert (tmp_path / "lodo" / run.test_domains[0] / "results.json").exists()
 
+    # A killed leave-one-domain-out run continues: finished domains are kept, the others (re)start.
+    (tmp_path / "lodo" / "typeface" / "results.json").unlink()
+    shutil.rmtree(tmp_path / "lodo" / "typeface" / "checkpoint-2")
+    resumed = run_ood.main([*flags, "--resume_from_checkpoint", "True"])
+    assert resumed[:3] == runs[:3]
+    assert resumed[3].test_accuracy == runs[3].test_accuracy
+
 
 @pytest.mark.slow
 def test_bf16_mixed_precision_on_cpu(backbone, tmp_path):
@@ -231,3 +239,17 @@ def test_demo_config_parses():
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)
     assert training_args.per_domain_batch_size == 16 and training_args.classifier_lr_multiplier == 10
     assert training_args.channels_last and training_args.load_best_model_at_end
+
+
+def test_config_file_errors(tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("dropout_rate: 0.5\nlearning_rat: 0.1\n")
+    with pytest.raises(run_ood.UsageError, match=r"unknown key\(s\) \['learning_rat'\]"):
+        run_ood.parse_arguments([str(config)])
+    with pytest.raises(run_ood.UsageError, match="does not exist"):
+        run_ood.parse_arguments([str(tmp_path / "missing.yaml")])
+
+
+def test_oracle_selection_needs_a_held_out_validation_split(backbone, tmp_path):
+    with pytest.raises(run_ood.UsageError, match="--test_holdout_fraction"):
+        run_ood.main(tiny_flags(backbone, tmp_path / "run", "--oracle_selection", "True"))

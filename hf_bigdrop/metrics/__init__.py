@@ -67,11 +67,10 @@ def make_compute_metrics(domain_names: Sequence[str] | None = None) -> Callable[
         domains = None
         if isinstance(label_ids, (tuple, list)):
             label_ids, domains = label_ids[0], label_ids[1] if len(label_ids) > 1 else None
-        result = per_domain_accuracy(predictions, np.asarray(label_ids), None)
+        as_names = None
         if domains is not None:
             ids = np.asarray(domains).reshape(-1).astype(np.int64).tolist()
             as_names = [names[i] for i in ids] if names is not None else [str(i) for i in ids]
-            result = per_domain_accuracy(predictions, np.asarray(label_ids), as_names)
-        return result
+        return per_domain_accuracy(predictions, np.asarray(label_ids), as_names)
 
     return compute_metrics
