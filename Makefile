@@ -50,4 +50,4 @@ DEMO_CONFIG ?= examples/configs/demo.yaml
 demo: $(STAMP)
 	$(PY) examples/run_ood.py $(DEMO_CONFIG) --dropout_rate 0.0 --output_dir $(DEMO_DIR)/erm
 	$(PY) examples/run_ood.py $(DEMO_CONFIG) --dropout_rate 0.9 --output_dir $(DEMO_DIR)/bigdrop
-	$(PY) examples/compare_runs.py $(DEMO_DIR)/erm $(DEMO_DIR)/bigdrop --output $(DEMO_DIR)/comparison.md
+	$(PY) examples/compare_runs.py $(DEMO_DIR)/erm $(DEMO_DIR)/bigdrop --output $(DEMO_DIR)/comparison.md --plot $(DEMO_DIR)/curves.png

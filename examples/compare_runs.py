@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Prints a side-by-side table of finished runs (their results.json): per-domain validation and o.o.d. accuracy.
 
-Usage: python examples/compare_runs.py runs/demo/erm runs/demo/bigdrop [--output runs/demo/comparison.md]
+Usage: python examples/compare_runs.py runs/demo/erm runs/demo/bigdrop [--output comparison.md] [--plot curves.png]
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="output_dir of each run (or its results.json)")
     parser.add_argument("--output", help="also write the table (markdown) to this file")
+    parser.add_argument(
+        "--plot", help="also draw the runs' accuracy curves (validation, o.o.d.) into this PNG"
+    )
     args = parser.parse_args()
     try:
         runs = [RunResults.load(path) for path in args.runs]
@@ -38,6 +41,50 @@ def main() -> None:
     print(f"\n{heading}\n\n{table}\n")
     if args.output:
         Path(args.output).write_text(f"{heading}\n\n{table}\n")
+    if args.plot:
+        plot_curves(
+            dict(zip(titles, runs)),
+            Path(args.plot),
+            f"{first.dataset}, held out {', '.join(first.test_domains)}",
+        )
+        print(f"accuracy curves: {args.plot}")
+
+
+def plot_curves(runs: dict[str, RunResults], path: Path, title: str) -> None:
+    """Training-domain validation (solid) and o.o.d. (dashed) accuracy against steps, one colour per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for (name, results), colour in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        entries = [e for e in results.history if "eval_val_accuracy" in e and "eval_test_accuracy" in e]
+        steps = [e["step"] for e in entries]
+        axis.plot(
+            steps,
+            [100 * e["eval_val_accuracy"] for e in entries],
+            "-o",
+            color=colour,
+            label=f"{name}, validation",
+        )
+        axis.plot(
+            steps,
+            [100 * e["eval_test_accuracy"] for e in entries],
+            "--s",
+            color=colour,
+            label=f"{name}, o.o.d.",
+        )
+        if results.selected_step in steps:
+            axis.axvline(results.selected_step, color=colour, alpha=0.25, linewidth=3)
+    axis.set_xlabel("optimizer step (shaded: selected checkpoint)")
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ def make_results(dropout_rate: float, ood: float) -> RunResults:
         selected_step=300,
         wall_time_s=12.0,
         arguments={"training": {"optim": "sgd", "learning_rate": 0.001, "max_steps": 10000}},
+        history=[
+            {"step": step, "eval_val_accuracy": 0.5 + step / 1000, "eval_test_accuracy": ood * step / 300}
+            for step in (100, 200, 300)
+        ],
     )
 
 
@@ -62,15 +66,11 @@ def test_compare_runs_script(tmp_path):
     for name, rate, ood in (("erm", 0.0, 0.75), ("bigdrop", 0.9, 0.8123)):
         (tmp_path / name).mkdir()
         make_results(rate, ood).save(tmp_path / name)
-    output = tmp_path / "comparison.md"
+    output, plot = tmp_path / "comparison.md", tmp_path / "curves.png"
+    script = str(REPO / "examples" / "compare_runs.py")
     result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "compare_runs.py"),
-            str(tmp_path / "erm"),
-            str(tmp_path / "bigdrop"),
-        ]
-        + ["--output", str(output)],
+        [sys.executable, script, str(tmp_path / "erm"), str(tmp_path / "bigdrop"), "--output", str(output)]
+        + ["--plot", str(plot)],
         capture_output=True,
         text=True,
         check=True,
@@ -78,6 +78,7 @@ def test_compare_runs_script(tmp_path):
     )
     assert "| | ERM (p=0) | very large dropout (p=0.9) |" in result.stdout
     assert "| o.o.d. sketch | 75.0 | 81.2 |" in output.read_text()
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(
