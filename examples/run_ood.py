@@ -409,13 +409,15 @@ def cli() -> None:
             raise
         print(f"run_ood.py: error: {_one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
-    if not PartialState().is_main_process:
-        return  # every process ran the jobs; one prints them
-    for result in results:
-        print(
-            f"\n{result.dataset}, held out {', '.join(result.test_domains)}, dropout {result.dropout_rate:g}:"
-        )
-        print(domain_table(result))
+    state = PartialState()
+    if state.is_main_process:  # every process ran the jobs; one prints them
+        for result in results:
+            domains = ", ".join(result.test_domains)
+            print(f"\n{result.dataset}, held out {domains}, dropout {result.dropout_rate:g}:")
+            print(domain_table(result))
+    # Leave together: a process that exits while another still holds the gloo/NCCL connection can abort it.
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 def _one_line(error: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -47,5 +48,12 @@ def launch_two_cpu_processes(script_and_args: list[str], *, cwd: Path, timeout: 
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
         if result.returncode == 0:
             return
-        failures.append(result.stdout[-2000:] + result.stderr[-4000:])
+        log = cwd / f"launch-{len(failures)}.log"
+        log.write_text(result.stdout + "\n" + result.stderr)
+        clues = [
+            line
+            for line in result.stderr.splitlines()
+            if re.search(r"Error|error|terminate|abort|what\(\)", line)
+        ]
+        failures.append(f"{log}:\n" + "\n".join(clues[:30]))
     raise AssertionError("accelerate launch failed twice:\n" + "\n----\n".join(failures))

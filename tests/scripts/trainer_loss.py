@@ -9,6 +9,7 @@ import json
 import sys
 
 import torch
+from accelerate import PartialState
 from transformers import ResNetConfig, Trainer, TrainingArguments
 
 from hf_bigdrop import BigDropConfig, BigDropForImageClassification
@@ -65,6 +66,9 @@ def main(output: str, per_device_batch_size: int) -> None:
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         with open(output, "w") as handle:
             json.dump({"train_losses": losses, "eval_loss": metrics["eval_loss"]}, handle)
+    # Leave together: a process that exits while the other still holds the gloo connection can abort it.
+    trainer.accelerator.wait_for_everyone()
+    PartialState().destroy_process_group()
 
 
 if __name__ == "__main__":
