@@ -61,20 +61,12 @@ def plot_curves(runs: dict[str, RunResults], path: Path, title: str) -> None:
     for (name, results), colour in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         entries = [e for e in results.history if "eval_val_accuracy" in e and "eval_test_accuracy" in e]
         steps = [e["step"] for e in entries]
-        axis.plot(
-            steps,
-            [100 * e["eval_val_accuracy"] for e in entries],
-            "-o",
-            color=colour,
-            label=f"{name}, validation",
-        )
-        axis.plot(
-            steps,
-            [100 * e["eval_test_accuracy"] for e in entries],
-            "--s",
-            color=colour,
-            label=f"{name}, o.o.d.",
-        )
+        for key, style, part in (
+            ("eval_val_accuracy", "-o", "validation"),
+            ("eval_test_accuracy", "--s", "o.o.d."),
+        ):
+            values = [100 * e[key] for e in entries]
+            axis.plot(steps, values, style, color=colour, label=f"{name}, {part}")
         if results.selected_step in steps:
             axis.axvline(results.selected_step, color=colour, alpha=0.25, linewidth=3)
     axis.set_xlabel("optimizer step (shaded: selected checkpoint)")

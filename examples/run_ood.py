@@ -197,7 +197,9 @@ def run_job(
         backbone_name_or_path=model_args.backbone,
     )
     # The embedded digits are stored small: train at their own size rather than upsample them to 224 px.
-    image_size = data_args.image_size or (data_args.digits_size if data_args.dataset == "digits" else None)
+    info = get_dataset_info(data_args.dataset)
+    is_digits = info is not None and info.name == "digits"
+    image_size = data_args.image_size or (data_args.digits_size if is_digits else None)
     transforms = {"recipe": data_args.augmentation, "image_size": image_size}
     eval_sets = {
         name: apply_transforms(dataset, image_processor, train=False, **transforms)
