@@ -15,15 +15,20 @@ REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "examples" / "run_ood.py"
 
 
-def load_run_ood() -> ModuleType:
-    """`examples/run_ood.py` as a module (it is a script, not part of the package)."""
-    if "run_ood" in sys.modules:
-        return sys.modules["run_ood"]
-    spec = importlib.util.spec_from_file_location("run_ood", RUNNER)
+def load_example(name: str) -> ModuleType:
+    """`examples/<name>.py` as a module (the examples are scripts, not part of the package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["run_ood"] = module  # dataclasses look their module up while the file runs
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
+
+
+def load_run_ood() -> ModuleType:
+    """`examples/run_ood.py` as a module."""
+    return load_example("run_ood")
 
 
 def free_port() -> int:
