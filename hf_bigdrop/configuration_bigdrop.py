@@ -10,7 +10,7 @@ from __future__ import annotations
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-POOLING_CHOICES = ("auto", "pooler", "cls", "mean")
+POOLING_CHOICES = ("auto", "pooler", "cls", "mean", "cls_mean")
 CLASSIFIER_INIT_CHOICES = ("zeros", "normal", "kaiming_uniform")
 
 
@@ -32,11 +32,13 @@ class BigDropConfig(PretrainedConfig):
             fine-tuning through the very same code path.
         pooling (`str`, *optional*, defaults to `"auto"`):
             How the penultimate representation is read off the backbone: `"pooler"` (the backbone's
-            `pooler_output`), `"cls"` (the first token of `last_hidden_state`), `"mean"` (the mean of
-            `last_hidden_state` over tokens, or over the spatial positions of a feature map), or `"auto"`, which
-            picks what the backbone's stock classification head uses: `"cls"` for ViT-style models whose head reads
-            the class token (`vit`, `deit`, ...) and `"pooler"` for everything else (ResNet, ConvNeXt,
-            EfficientNet, Swin, timm models, ...).
+            `pooler_output`), `"cls"` (the first token of `last_hidden_state`), `"mean"` (the mean of the patch
+            tokens of `last_hidden_state`, leaving out class, distillation and register tokens, or the mean over the
+            spatial positions of a feature map), `"cls_mean"` (the class token concatenated with that mean, twice
+            the hidden size, as DINOv2's head), or `"auto"`, which picks what the backbone family's stock
+            `*ForImageClassification` head reads: `"cls"` for ViT and DeiT, `"cls_mean"` for DINOv2, `"mean"` for
+            CLIP, SigLIP, I-JEPA, SegFormer, ..., and `"pooler"` for the rest (ResNet, ConvNeXt, EfficientNet, Swin,
+            BEiT, timm models, ...). The table per family is in `docs/model.md`.
         freeze_batchnorm (`bool`, *optional*, defaults to `True`):
             Keep every BatchNorm layer of the backbone in eval mode while training: running statistics stay as
             pretrained, affine parameters are still trained (the paper's `freeze_bn`).
