@@ -66,7 +66,7 @@ class ModelArguments:
     dropout_rate: float = field(
         default=0.9, metadata={"help": "Dropout on the penultimate features; 0 = ERM."}
     )
-    pooling: str = field(default="auto", metadata={"help": "auto | pooler | cls | mean."})
+    pooling: str = field(default="auto", metadata={"help": "auto | pooler | cls | mean | cls_mean."})
     freeze_batchnorm: bool = field(
         default=True, metadata={"help": "Keep BatchNorm statistics as pretrained."}
     )

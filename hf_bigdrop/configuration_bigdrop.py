@@ -7,10 +7,10 @@ This file is exported next to the weights by ``save_pretrained`` so that the mod
 
 from __future__ import annotations
 
-from transformers import AutoConfig, PretrainedConfig
+from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-POOLING_CHOICES = ("auto", "pooler", "cls", "mean")
+POOLING_CHOICES = ("auto", "pooler", "cls", "mean", "cls_mean")
 CLASSIFIER_INIT_CHOICES = ("zeros", "normal", "kaiming_uniform")
 
 
@@ -23,19 +23,22 @@ class BigDropConfig(PretrainedConfig):
     features, which keeps the redundant features that carry a model through a distribution shift.
 
     Args:
-        backbone_config (`PretrainedConfig` or `dict`):
+        backbone_config (`PretrainedConfig` or `dict`, *optional*, defaults to `ResNetConfig()`):
             Configuration of the vision backbone: any `transformers` vision model config, including
-            `TimmWrapperConfig` for timm models. A dict must carry a `model_type`. Required.
+            `TimmWrapperConfig` for timm models. A dict must carry a `model_type`. Left out, it is a default
+            `ResNetConfig` (a randomly initialised ResNet-50 once built); a *saved* BigDrop config must hold its own.
         dropout_rate (`float`, *optional*, defaults to 0.9):
             Probability of zeroing each pooled feature during training, in `[0, 1)`. `0.0` is plain ERM
             fine-tuning through the very same code path.
         pooling (`str`, *optional*, defaults to `"auto"`):
             How the penultimate representation is read off the backbone: `"pooler"` (the backbone's
-            `pooler_output`), `"cls"` (the first token of `last_hidden_state`), `"mean"` (the mean of
-            `last_hidden_state` over tokens, or over the spatial positions of a feature map), or `"auto"`, which
-            picks what the backbone's stock classification head uses: `"cls"` for ViT-style models whose head reads
-            the class token (`vit`, `deit`, ...) and `"pooler"` for everything else (ResNet, ConvNeXt,
-            EfficientNet, Swin, timm models, ...).
+            `pooler_output`), `"cls"` (the first token of `last_hidden_state`), `"mean"` (the mean of the patch
+            tokens of `last_hidden_state`, leaving out class, distillation and register tokens, or the mean over the
+            spatial positions of a feature map), `"cls_mean"` (the class token concatenated with that mean, twice
+            the hidden size, as DINOv2's head), or `"auto"`, which picks what the backbone family's stock
+            `*ForImageClassification` head reads: `"cls"` for ViT and DeiT, `"cls_mean"` for DINOv2, `"mean"` for
+            CLIP, SigLIP, I-JEPA, SegFormer, ..., and `"pooler"` for the rest (ResNet, ConvNeXt, EfficientNet, Swin,
+            BEiT, timm models, ...). The table per family is in `docs/model.md`.
         freeze_batchnorm (`bool`, *optional*, defaults to `True`):
             Keep every BatchNorm layer of the backbone in eval mode while training: running statistics stay as
             pretrained, affine parameters are still trained (the paper's `freeze_bn`).
@@ -69,9 +72,7 @@ class BigDropConfig(PretrainedConfig):
     """
 
     model_type = "bigdrop"
-    sub_configs_defaults = {
-        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", optional=True),
-    }
+    sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet")}
 
     backbone_config: dict | PretrainedConfig | None = None
     dropout_rate: float = 0.9
@@ -83,20 +84,28 @@ class BigDropConfig(PretrainedConfig):
     backbone_name_or_path: str | None = None
 
     def __post_init__(self, **kwargs):
+        # Checked before the parent builds the nested config, whose own errors would not name the argument.
+        _check_backbone_config(self.backbone_config)
         super().__post_init__(**kwargs)
         self._validate_bigdrop_arguments()
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> BigDropConfig:
+        """[`PretrainedConfig.from_dict`] for saved configs, which must name their backbone.
+
+        A saved BigDrop model's weights belong to the backbone its `config.json` describes: building the default
+        ResNet in its place would only fail later, on weights that do not fit.
+        """
+        if config_dict.get("backbone_config") is None:
+            raise ValueError(
+                "This BigDrop config has no `backbone_config`; a saved BigDrop model's config.json must describe its "
+                "backbone (save it with `save_pretrained`, or build one with "
+                "BigDropForImageClassification.from_backbone(...))."
+            )
+        return super().from_dict(config_dict, **kwargs)
+
     def _validate_bigdrop_arguments(self) -> None:
         """Raises a `ValueError` naming the bad value and the valid choices."""
-        if self.backbone_config is None:
-            raise ValueError(
-                "BigDropConfig needs a `backbone_config` (any transformers vision config, e.g. ResNetConfig() or "
-                "TimmWrapperConfig), or build the model with BigDropForImageClassification.from_backbone(...)."
-            )
-        if not isinstance(self.backbone_config, PretrainedConfig):
-            raise ValueError(
-                f"`backbone_config` must be a PretrainedConfig or a dict, got {self.backbone_config!r}."
-            )
         if isinstance(self.dropout_rate, bool) or not isinstance(self.dropout_rate, (int, float)):
             raise ValueError(f"`dropout_rate` must be a float in [0, 1), got {self.dropout_rate!r}.")
         if not 0.0 <= self.dropout_rate < 1.0:
@@ -113,6 +122,20 @@ class BigDropConfig(PretrainedConfig):
                 f"Unknown `classifier_init` {self.classifier_init!r}; valid choices are "
                 f"{list(CLASSIFIER_INIT_CHOICES)}."
             )
+
+
+def _check_backbone_config(backbone_config) -> None:
+    """`None` (the default backbone), a config, or a dict whose `model_type` transformers knows."""
+    if backbone_config is None or isinstance(backbone_config, PretrainedConfig):
+        return
+    if not isinstance(backbone_config, dict):
+        raise ValueError(f"`backbone_config` must be a PretrainedConfig or a dict, got {backbone_config!r}.")
+    model_type = backbone_config.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(
+            f"A `backbone_config` dict needs the `model_type` of a transformers model ('resnet', 'vit', "
+            f"'timm_wrapper', ...), got model_type={model_type!r}."
+        )
 
 
 __all__ = ["BigDropConfig", "CLASSIFIER_INIT_CHOICES", "POOLING_CHOICES"]

@@ -21,19 +21,27 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_bigdrop import BigDropConfig
 
-# Pooling that `pooling="auto"` picks, per backbone `model_type`: the feature the stock `*ForImageClassification`
-# head reads. ViT-style heads read the class token of the (layer-normed) last hidden state and never train the
-# optional `pooler` (a dense + tanh layer), so using `pooler_output` there would feed the head an untrained layer.
-# Every other family (ResNet, ConvNeXt, EfficientNet, RegNet, Swin, BEiT, DINOv2, timm models, ...) has a
-# `pooler_output` that its own head uses: global average pooling, or its own normed class token.
+# Pooling that `pooling="auto"` picks, per backbone `model_type`: the feature that the family's stock
+# `*ForImageClassification` head reads; docs/model.md has the table, what each head reads, and the deliberate
+# differences (CvT, PoolFormer and SwiftFormer heads first normalise with a layer of their own, which BigDrop lacks).
+# ViT-style heads read the class token and never train the optional dense + tanh `pooler`, so it is not built.
 AUTO_POOLING_BY_MODEL_TYPE: dict[str, str] = {
-    "vit": "cls",
-    "deit": "cls",
-    "vit_msn": "cls",
-    "vit_mae": "cls",
-    "ijepa": "mean",
+    **dict.fromkeys(("vit", "deit", "vit_msn", "vit_mae", "pvt", "cvt"), "cls"),
+    **dict.fromkeys(("dinov2", "dinov2_with_registers"), "cls_mean"),
+    **dict.fromkeys(("clip_vision_model", "siglip_vision_model", "ijepa", "pvt_v2", "segformer"), "mean"),
+    **dict.fromkeys(("textnet", "poolformer", "swiftformer"), "mean"),
 }
+# Every other family (ResNet, ConvNeXt, EfficientNet, RegNet, Swin, BEiT, timm models, ...) has a `pooler_output`
+# that its own head reads: global average pooling, or its own normed class token.
 DEFAULT_AUTO_POOLING = "pooler"
+
+# Leading tokens of `last_hidden_state` that are not image patches: a class token (DeiT's also a distillation
+# token), plus `config.num_register_tokens` register tokens. "mean" and "cls_mean" average the patches only.
+NON_PATCH_TOKENS_BY_MODEL_TYPE: dict[str, int] = {
+    **dict.fromkeys(("vit", "vit_msn", "vit_mae", "beit", "data2vec-vision", "pvt", "clip_vision_model"), 1),
+    **dict.fromkeys(("dinov2", "dinov2_with_registers", "dinov3_vit"), 1),
+    "deit": 2,
+}
 
 # Names such as "embedded:efficientnet-lite0" that resolve to a local checkpoint folder. `hf_bigdrop` registers
 # its embedded backbones here on import; the exported copy of this file simply has none.
@@ -56,22 +64,23 @@ def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
 
 
 def resolve_pooling(config: BigDropConfig) -> str:
-    """The concrete pooling (`"pooler"`, `"cls"` or `"mean"`) that `config.pooling` means for its backbone."""
+    """The concrete pooling (`"pooler"`, `"cls"`, `"mean"` or `"cls_mean"`) that `config.pooling` means."""
     if config.pooling != "auto":
         return config.pooling
     return AUTO_POOLING_BY_MODEL_TYPE.get(config.backbone_config.model_type, DEFAULT_AUTO_POOLING)
 
 
+def _backbone_class(backbone_config) -> type | None:
+    """The transformers model class that `AutoModel` builds for `backbone_config` (`None` if it builds none)."""
+    model_class = AutoModel._model_mapping.get(type(backbone_config), None)
+    return model_class[0] if isinstance(model_class, (list, tuple)) else model_class
+
+
 def _backbone_init_kwargs(backbone_config, pooling: str) -> dict:
-    """Drops an optional pooler layer that the chosen pooling never reads, so it is neither built nor required."""
-    mapping = AutoModel._model_mapping
-    model_class = mapping.get(type(backbone_config), None)
-    if (
-        pooling != "pooler"
-        and model_class is not None
-        and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
-    ):
-        return {"add_pooling_layer": False}
+    """Builds an optional pooler layer exactly when the chosen pooling reads it (some families default to none)."""
+    model_class = _backbone_class(backbone_config)
+    if model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        return {"add_pooling_layer": pooling == "pooler"}
     return {}
 
 
@@ -88,17 +97,48 @@ def _feature_size(backbone: nn.Module) -> int:
     if isinstance(size, int):
         return size
     config = backbone.config
-    for name in ("hidden_sizes", "hidden_size", "hidden_dim", "embed_dim"):
+    for name in ("hidden_sizes", "hidden_size", "hidden_dim", "embed_dim", "embed_dims"):
         size = getattr(config, name, None)
         if isinstance(size, (list, tuple)) and size:
             return int(size[-1])
         if isinstance(size, int):
             return size
+    # No config field states it (MobileNet, MobileViTV2): the width of the last convolution or linear layer.
+    layers = [m for m in backbone.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if layers:
+        return layers[-1].out_channels if isinstance(layers[-1], nn.Conv2d) else layers[-1].out_features
     raise ValueError(
         f"Cannot tell the feature size of the {type(backbone).__name__} backbone (model_type "
-        f"{config.model_type!r}): it has no `num_features` and its config no `hidden_sizes` / `hidden_size` / "
-        "`hidden_dim`."
+        f"{config.model_type!r}): it has no `num_features`, its config no `hidden_sizes` / `hidden_size` / "
+        "`hidden_dim`, and it has no convolution or linear layer."
     )
+
+
+def _num_non_patch_tokens(backbone: nn.Module) -> int:
+    """How many leading tokens of the backbone's `last_hidden_state` are class, distillation or register tokens."""
+    timm_model = getattr(backbone, "timm_model", None)
+    if timm_model is not None:
+        return int(getattr(timm_model, "num_prefix_tokens", 0))
+    config = backbone.config
+    registers = getattr(config, "num_register_tokens", 0) or 0
+    return NON_PATCH_TOKENS_BY_MODEL_TYPE.get(config.model_type, 0) + int(registers)
+
+
+class _SupportedByBackbone:
+    """An attention-support flag (`_supports_sdpa`, ...) that a model reads off its backbone's class.
+
+    A BigDrop model supports exactly the attention implementations its backbone supports. The class alone cannot
+    tell (the config picks the backbone), so it answers `False`; transformers asks the instance, during
+    `__init__`, before the backbone is built, hence the backbone's class rather than the module.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, model: BigDropPreTrainedModel | None, owner: type | None = None) -> bool:
+        if model is None:
+            return False
+        return bool(getattr(_backbone_class(model.config.backbone_config), self.name, False))
 
 
 class BigDropPreTrainedModel(PreTrainedModel):
@@ -110,8 +150,13 @@ class BigDropPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     # The loss is a plain mean over the local batch: without `**kwargs` in `forward`, the Trainer would otherwise
-    # scale it by the number of processes (see the rules of the house in DESIGN.md).
+    # scale it by the number of processes (docs/model.md, "Training behaviour").
     accepts_loss_kwargs = False
+    # `from_pretrained(..., attn_implementation=...)` and `set_attn_implementation` reach the backbone.
+    _supports_sdpa = _SupportedByBackbone()
+    _supports_flash_attn = _SupportedByBackbone()
+    _supports_flex_attn = _SupportedByBackbone()
+    _supports_attention_backend = _SupportedByBackbone()
 
     def _init_weights(self, module: nn.Module) -> None:
         # Only the head is ours: nested backbone models are initialised by their own `_init_weights`.
@@ -164,7 +209,9 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
         self.backbone = AutoModel.from_config(
             config.backbone_config, **_backbone_init_kwargs(config.backbone_config, self.pooling)
         )
-        self.num_features = _feature_size(self.backbone)
+        self.num_non_patch_tokens = _num_non_patch_tokens(self.backbone)
+        # "cls_mean" concatenates two features of the backbone's width.
+        self.num_features = _feature_size(self.backbone) * (2 if self.pooling == "cls_mean" else 1)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.classifier = nn.Linear(self.num_features, config.num_labels)
         if config.freeze_backbone:
@@ -217,7 +264,32 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             `tuple`: the pooled features of shape `(batch_size, num_features)` (before dropout) and the backbone's
             hidden states (or `None`).
         """
-        outputs = self.backbone(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        outputs = self._run_backbone(pixel_values, output_hidden_states=output_hidden_states)
+        return self.pool(outputs), getattr(outputs, "hidden_states", None)
+
+    def _run_backbone(
+        self,
+        pixel_values: torch.Tensor,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ):
+        """The backbone's output; an output flag left `None` follows this config, then the backbone's."""
+
+        def flag(value: bool | None, name: str) -> bool:
+            # Passed explicitly: backbones built on transformers' output capturing read `None` as "off".
+            if value is not None:
+                return value
+            return bool(getattr(self.config, name, False) or getattr(self.backbone.config, name, False))
+
+        return self.backbone(
+            pixel_values,
+            output_attentions=flag(output_attentions, "output_attentions"),
+            output_hidden_states=flag(output_hidden_states, "output_hidden_states"),
+            return_dict=True,
+        )
+
+    def pool(self, outputs) -> torch.Tensor:
+        """The pooled penultimate features, of shape `(batch_size, num_features)`, from the backbone's output."""
         if self.pooling == "pooler":
             features = getattr(outputs, "pooler_output", None)
             if features is None:
@@ -225,23 +297,28 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                     f"The {type(self.backbone).__name__} backbone returns no `pooler_output`; choose "
                     "`pooling='cls'` or `pooling='mean'` in BigDropConfig."
                 )
-        else:
-            hidden = outputs.last_hidden_state
-            if self.pooling == "cls":
-                if hidden.dim() != 3:
-                    raise ValueError(
-                        f"`pooling='cls'` needs token outputs (batch, tokens, dim); the {type(self.backbone).__name__} "
-                        f"backbone returns shape {tuple(hidden.shape)}. Choose 'pooler' or 'mean'."
-                    )
-                features = hidden[:, 0]
-            else:  # "mean": over tokens, or over the positions of a (batch, channels, height, width) map
-                features = hidden.mean(dim=1) if hidden.dim() == 3 else hidden.flatten(2).mean(dim=-1)
-        return features.flatten(1), getattr(outputs, "hidden_states", None)
+            return features.flatten(1)
+        hidden = outputs.last_hidden_state
+        if self.pooling == "cls" and getattr(outputs, "cls_token_value", None) is not None:
+            return outputs.cls_token_value[:, 0]  # CvT returns its class token beside the last feature map
+        if hidden.dim() != 3:  # a (batch, channels, height, width) feature map
+            if self.pooling != "mean":
+                raise ValueError(
+                    f"`pooling={self.pooling!r}` needs token outputs (batch, tokens, dim); the "
+                    f"{type(self.backbone).__name__} backbone returns shape {tuple(hidden.shape)}. Choose 'pooler' "
+                    "or 'mean'."
+                )
+            return hidden.flatten(2).mean(dim=-1)
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        patch_mean = hidden[:, self.num_non_patch_tokens :].mean(dim=1)
+        return patch_mean if self.pooling == "mean" else torch.cat([hidden[:, 0], patch_mean], dim=1)
 
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> ImageClassifierOutput | tuple:
@@ -252,27 +329,35 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
                 Class indices in `[0, num_labels)` for a cross-entropy loss; float targets of shape
                 `(batch_size, num_labels)` for a multi-label loss; follows `config.problem_type` as in transformers.
-            output_hidden_states (`bool`, *optional*): return the backbone's hidden states.
+            output_attentions (`bool`, *optional*): return the backbone's attention maps (backbones with
+                attention, run with `attn_implementation="eager"`). Defaults to `config.output_attentions` or the
+                backbone config's.
+            output_hidden_states (`bool`, *optional*): return the backbone's hidden states. Defaults to
+                `config.output_hidden_states` or the backbone config's.
             return_dict (`bool`, *optional*): return an [`ImageClassifierOutput`] rather than a tuple.
 
         Returns:
             [`ImageClassifierOutput`]: `loss` (when `labels` are given), `logits` of shape
-            `(batch_size, num_labels)` and, if asked, `hidden_states`.
+            `(batch_size, num_labels)` and, if asked, the backbone's `hidden_states` and `attentions`. As a tuple,
+            the fields that are not `None`, in that order.
         """
         if pixel_values is None:
             raise ValueError("BigDropForImageClassification needs `pixel_values`.")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        features, hidden_states = self.extract_features(pixel_values, output_hidden_states)
-        logits = self.classifier(self.dropout(features))
+        outputs = self._run_backbone(pixel_values, output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(self.pool(outputs)))
 
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config)
 
-        if not return_dict:
-            output = (logits, hidden_states) if output_hidden_states else (logits,)
-            return ((loss,) + output) if loss is not None else output
-        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+        output = ImageClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+        return output if return_dict else output.to_tuple()
 
     @classmethod
     def from_backbone(

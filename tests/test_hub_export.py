@@ -39,6 +39,9 @@ REMOTE_LOAD = textwrap.dedent(
     folder, pixels_file, logits_file = sys.argv[1:4]
     model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    # The exported code supports the backbone's attention implementations (timm: sdpa; ResNet: eager).
+    expected = "eager" if model.config.backbone_config.model_type == "resnet" else "sdpa"
+    assert model.config._attn_implementation == model.backbone.config._attn_implementation == expected
     with torch.no_grad():
         torch.save(model(torch.load(pixels_file, weights_only=True)).logits, logits_file)
     """

@@ -63,9 +63,38 @@ def test_config_rejects_bad_values(kwargs, message):
         tiny_config(**kwargs)
 
 
-def test_config_requires_a_backbone_config():
-    with pytest.raises(ValueError, match="backbone_config"):
-        BigDropConfig(num_labels=2)
+def test_config_builds_with_no_arguments():
+    # transformers builds default configs (`config_class()`); the default backbone is its SubConfigSpec's ResNet.
+    config = BigDropConfig()
+    assert isinstance(config.backbone_config, ResNetConfig)
+    assert config.backbone_config.to_dict() == ResNetConfig().to_dict()
+    assert (config.dropout_rate, config.pooling) == (0.9, "auto")
+    assert isinstance(BigDropConfig(num_labels=2).backbone_config, ResNetConfig)
+
+
+@pytest.mark.parametrize(
+    ("backbone_config", "message"),
+    [
+        ({"hidden_size": 16}, r"backbone_config.*model_type.*'resnet'.*got model_type=None"),
+        ({"model_type": "nope"}, r"backbone_config.*got model_type='nope'"),
+        (3, r"backbone_config.*PretrainedConfig or a dict, got 3"),
+    ],
+)
+def test_config_rejects_bad_backbone_configs(backbone_config, message):
+    with pytest.raises(ValueError, match=message):
+        BigDropConfig(backbone_config=backbone_config)
+
+
+def test_a_saved_config_must_name_its_backbone(tmp_path):
+    # Where the missing backbone matters: the weights of a saved model belong to the backbone its config names.
+    config_dict = tiny_config().to_dict()
+    assert (
+        BigDropConfig.from_dict(config_dict).backbone_config.to_dict()
+        == tiny_config().backbone_config.to_dict()
+    )
+    del config_dict["backbone_config"]
+    with pytest.raises(ValueError, match="no `backbone_config`.*config.json must describe its backbone"):
+        BigDropConfig.from_dict(config_dict)
 
 
 def test_config_defaults_are_the_papers():
