@@ -35,10 +35,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# The documentation site (MkDocs + mkdocstrings), built strictly: a broken link, anchor or docstring fails it.
+# The documentation site (MkDocs + mkdocstrings), built strictly: a broken link, anchor or docstring fails it
+# (never add --quiet: it silences the warnings that --strict turns into a failure).
 export NO_MKDOCS_2_WARNING ?= 1
 docs: $(STAMP)
-	$(PY) -m mkdocs build --strict --quiet
+	$(PY) -m mkdocs build --strict
 
 docs-serve: $(STAMP)
 	$(PY) -m mkdocs serve
