@@ -2,7 +2,8 @@
 (photo, art painting, cartoon, sketch), built from images that pip packages ship (no network).
 
 Classes: the 11 natural colour photographs that scikit-image (``skimage.data``), scikit-learn
-(``load_sample_images``) and matplotlib (``sample_data``) ship, one class per photo (:data:`STYLES_CLASSES`).
+(``load_sample_images``) and matplotlib (``sample_data``) ship, one class per photo (:data:`STYLES_CLASSES`),
+each resized to about 512 x 512 pixels of area (aspect kept) so that crops of all photos are equally sharp.
 An example is a random crop of its class's photo: area (a fraction of the photo's), aspect ratio and position
 are drawn from a seeded generator; near-uniform crops (a patch of sky, the black border of ``retina``) are
 drawn again. Each domain draws its own crops, then renders them in its style:
@@ -66,6 +67,8 @@ _MISSING_EXTRA = (
     "The embedded 'styles' benchmark needs the optional packages scikit-learn, scikit-image and matplotlib: "
     "pip install 'hf-bigdrop[offline]'."
 )
+#: Every photo is resized to about this many pixels (512 x 512) before it is cropped.
+PHOTO_AREA = 512 * 512
 #: A crop whose grey levels (0-1) have a smaller standard deviation than this is drawn again.
 _MIN_CROP_STD = 0.05
 _MAX_CROP_DRAWS = 1000
@@ -76,7 +79,7 @@ _MAX_ASPECT = 4 / 3
 
 
 def _photo(name: str) -> np.ndarray:
-    """One bundled photograph as an RGB uint8 array."""
+    """One bundled photograph as an RGB uint8 array, as shipped."""
     try:
         import skimage.data
         from matplotlib import cbook
@@ -93,6 +96,19 @@ def _photo(name: str) -> np.ndarray:
     else:
         image = getattr(skimage.data, name)()
     return np.ascontiguousarray(np.asarray(image)[..., :3], dtype=np.uint8)
+
+
+def _photo_at_common_area(name: str) -> np.ndarray:
+    """The photograph resized (Lanczos, aspect kept) to about :data:`PHOTO_AREA` pixels.
+
+    The photos ship at 300 to 1411 pixels a side: without this, a crop of the same fraction of the area would be
+    sharp in a large photo and blurry in a small one, and the blur alone would tell the classes apart.
+    """
+    photo = _photo(name)
+    height, width = photo.shape[:2]
+    scale = float(np.sqrt(PHOTO_AREA / (height * width)))
+    size = (round(width * scale), round(height * scale))
+    return np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.LANCZOS))
 
 
 def _rng(seed: int, domain: str, class_name: str) -> np.random.Generator:
@@ -207,7 +223,7 @@ def _check_arguments(image_size: int, examples_per_class: int, crop_area: tuple[
 #: Defaults of the benchmark (see docs/styles.md for how they were chosen).
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_EXAMPLES_PER_CLASS = 100
-DEFAULT_CROP_AREA = (0.02, 0.1)
+DEFAULT_CROP_AREA = (0.0025, 0.01)
 
 
 def build_styles(
@@ -224,7 +240,7 @@ def build_styles(
             inside it.
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images (16 to 512).
         examples_per_class (`int`, *optional*, defaults to `100`): Crops per class and per domain.
-        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.02, 0.1)`): Range of a crop's area as a
+        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.0025, 0.01)`): Range of a crop's area as a
             fraction of its photo's area (drawn uniformly).
         seed (`int`, *optional*, defaults to `0`): Seed of the crops and of the styles' random parts.
 
@@ -237,7 +253,7 @@ def build_styles(
     """
     _check_arguments(image_size, examples_per_class, crop_area)
     size, render = int(image_size), 2 * int(image_size)
-    photos = {name: _photo(name) for name in STYLES_CLASSES}
+    photos = {name: _photo_at_common_area(name) for name in STYLES_CLASSES}
     images, labels, domain_ids = [], [], []
     for domain_id, domain in enumerate(STYLES_DOMAINS):
         for label, name in enumerate(STYLES_CLASSES):
@@ -264,7 +280,7 @@ def styles_cache_dir(
     Args:
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images.
         examples_per_class (`int`, *optional*, defaults to `100`): Crops per class and per domain.
-        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.02, 0.1)`): Range of a crop's area.
+        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.0025, 0.01)`): Range of a crop's area.
         seed (`int`, *optional*, defaults to `0`): Seed of the build.
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
             ``$HF_BIGDROP_CACHE``, else ``$HF_HOME/hf_bigdrop`` (:func:`hf_bigdrop.cache.default_cache_root`).
@@ -291,7 +307,7 @@ def ensure_styles(
     Args:
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images (16 to 512).
         examples_per_class (`int`, *optional*, defaults to `100`): Crops per class and per domain.
-        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.02, 0.1)`): Range of a crop's area as a
+        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.0025, 0.01)`): Range of a crop's area as a
             fraction of its photo's area.
         seed (`int`, *optional*, defaults to `0`): Seed of the build.
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root (see
