@@ -65,9 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default="docs/images/styles_samples.png", help="PNG file to write.")
     parser.add_argument("--image_size", type=int, default=DEFAULT_IMAGE_SIZE, help="Stored image size.")
+    parser.add_argument(
+        "--examples_per_class",
+        type=int,
+        default=1,
+        help="Build this many crops per class and domain (the first ones are the same whatever the number).",
+    )
     args = parser.parse_args()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    sample_grid(args.image_size).save(args.output)
+    sample_grid(args.image_size, args.examples_per_class).save(args.output)
     print(f"wrote {args.output}")
 
 

@@ -72,6 +72,8 @@ PHOTO_AREA = 512 * 512
 #: A crop whose grey levels (0-1) have a smaller standard deviation than this is drawn again.
 _MIN_CROP_STD = 0.05
 _MAX_CROP_DRAWS = 1000
+#: Sobel magnitude (grey levels in [0, 1]) below which a ``sketch`` edge is never drawn fully black.
+_SKETCH_EDGE_FLOOR = 0.08
 #: The warm tint that the ``painting`` style blends in (an old varnish).
 _VARNISH = (235, 205, 150)
 #: Aspect ratios (width / height) of the crops are drawn log-uniformly in [1 / _MAX_ASPECT, _MAX_ASPECT].
@@ -145,7 +147,8 @@ def _sketch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from skimage.filters import gaussian, sobel
 
     edges = sobel(gaussian(_grey(image), sigma=1.0))
-    edges = np.clip(edges / max(float(np.percentile(edges, 98)), 1e-6), 0.0, 1.0)
+    # Strong edges of the crop become black; the floor keeps faint texture (JPEG noise) of a flat crop light.
+    edges = np.clip(edges / max(float(np.percentile(edges, 98)), _SKETCH_EDGE_FLOOR), 0.0, 1.0)
     paper = np.round(255.0 * (1.0 - edges) ** 1.5).astype(np.uint8)
     return np.repeat(paper[..., None], 3, axis=-1)
 
