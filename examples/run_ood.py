@@ -81,7 +81,8 @@ class DataArguments:
     dataset: str = field(
         default="digits",
         metadata={
-            "help": "Registry name (digits, PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), Hub id or folder."
+            "help": "Registry name (digits, styles, PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), Hub id "
+            "or folder."
         },
     )
     test_domains: list[str] = field(
@@ -106,11 +107,9 @@ class DataArguments:
     image_size: int | None = field(
         default=None,
         metadata={
-            "help": "Input resolution; default: the backbone processor's size (digits: its stored size)."
+            "help": "Input resolution; default: the dataset's registered image size (the stored size of an "
+            "embedded benchmark, e.g. digits 32, styles 64), else the backbone processor's size."
         },
-    )
-    digits_size: int = field(
-        default=32, metadata={"help": "Stored resolution of the embedded digits benchmark."}
     )
     augmentation: str = field(
         default="domainbed", metadata={"help": "Training augmentation: domainbed | none."}
@@ -177,7 +176,6 @@ def run_job(
             data_dir=data_args.data_dir,
             domain_column=data_args.domain_column,
             max_per_domain=data_args.max_per_domain,
-            image_size=data_args.digits_size,
         )
         backbone_path = resolve_backbone_name(model_args.backbone)
         image_processor = AutoImageProcessor.from_pretrained(backbone_path)
@@ -196,10 +194,9 @@ def run_job(
         classifier_init=model_args.classifier_init,
         backbone_name_or_path=model_args.backbone,
     )
-    # The embedded digits are stored small: train at their own size rather than upsample them to 224 px.
+    # Embedded benchmarks are stored small: train at their own size rather than upsample them to 224 px.
     info = get_dataset_info(data_args.dataset)
-    is_digits = info is not None and info.name == "digits"
-    image_size = data_args.image_size or (data_args.digits_size if is_digits else None)
+    image_size = data_args.image_size or (info.default_image_size if info is not None else None)
     transforms = {"recipe": data_args.augmentation, "image_size": image_size}
     eval_sets = {
         name: apply_transforms(dataset, image_processor, train=False, **transforms)

@@ -20,9 +20,9 @@ and `preprocessor_config.json` (`TimmWrapperImageProcessor`), so it also loads w
 
 Cache location: `$HF_BIGDROP_CACHE/backbones/<folder>` when `HF_BIGDROP_CACHE` is set, else
 `$HF_HOME/hf_bigdrop/backbones/<folder>` (`HF_HOME` defaults to `~/.cache/huggingface`).
-A build writes into a temporary sibling folder and renames it into place, under a file lock,
-so a killed build never leaves a half-written folder and concurrent processes (e.g. under
-`accelerate launch`) build it once.
+The folder is built by `hf_bigdrop.cache.build_once`: into a temporary sibling folder renamed
+into place, under a file lock, so a killed build never leaves a half-written folder and
+concurrent processes (e.g. under `accelerate launch`) build it once.
 """
 
 from __future__ import annotations
@@ -31,25 +31,18 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import json
-import logging
 import os
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-logger = logging.getLogger(__name__)
+from .cache import CACHE_ENV_VAR, build_once, default_cache_root
 
 EMBEDDED_PREFIX = "embedded:"
 """Names that start with this prefix refer to an embedded backbone (see `EMBEDDED_BACKBONES`)."""
-
-CACHE_ENV_VAR = "HF_BIGDROP_CACHE"
-"""Environment variable that overrides the root of hf_bigdrop's local caches."""
 
 # Bump when the files written by a build change; cached folders with another version are rebuilt.
 _BUILD_FORMAT_VERSION = 1
@@ -234,24 +227,6 @@ def _get_spec(name: str) -> EmbeddedBackboneSpec:
     return EMBEDDED_BACKBONES[name]
 
 
-def default_cache_root() -> Path:
-    """Returns the root of hf_bigdrop's local caches.
-
-    `$HF_BIGDROP_CACHE` if set, else `$HF_HOME/hf_bigdrop`, where `HF_HOME` defaults to
-    `$XDG_CACHE_HOME/huggingface` or `~/.cache/huggingface`, as in `huggingface_hub`.
-
-    Returns:
-        `pathlib.Path`: The cache root (not created).
-    """
-    if os.environ.get(CACHE_ENV_VAR):
-        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
-    hf_home = os.environ.get("HF_HOME")
-    if not hf_home:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-        hf_home = os.path.join(xdg, "huggingface")
-    return Path(hf_home).expanduser() / "hf_bigdrop"
-
-
 def _source_file(spec: EmbeddedBackboneSpec) -> tuple[Path, str]:
     """Finds the source weight file of `spec` and the installed version of its distribution."""
     try:
@@ -351,15 +326,6 @@ def _build(spec: EmbeddedBackboneSpec, target_dir: Path) -> None:
     )
 
 
-def _make_readable(folder: Path) -> None:
-    """Gives the built folder the usual permissions (mkdtemp creates it private) under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
-
-
 def _is_complete(folder: Path) -> bool:
     if not all((folder / name).is_file() for name in _REQUIRED_FILES):
         return False
@@ -397,42 +363,17 @@ def embedded_backbone_path(
     """
     spec = _get_spec(name)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
-    parent = root / "backbones"
-    target = parent / spec.folder
+    target = root / "backbones" / spec.folder
     if not force_rebuild and _is_complete(target):
         return target
-
-    # Fail early (before creating any folder) when the source package is missing.
-    _source_file(spec)
-    from filelock import FileLock
-
-    parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(parent / f".{spec.folder}.lock")):
-        # Another process may have finished the build while this one waited for the lock.
-        if not force_rebuild and _is_complete(target):
-            return target
-        # With the lock held, temporary folders left by killed builds are stale.
-        for stale in parent.glob(f".tmp-{spec.folder}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        started = time.perf_counter()
-        logger.info("Building embedded backbone %r in %s (one time, offline).", name, target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.folder}-", dir=parent))
-        try:
-            _build(spec, tmp)
-            _make_readable(tmp)
-            if target.exists():
-                # Move the old (incomplete, outdated or force-rebuilt) folder aside, then swap the new one in.
-                old = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.folder}-old-", dir=parent))
-                os.replace(target, old / spec.folder)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        logger.info("Built embedded backbone %r in %.1f s.", name, time.perf_counter() - started)
-    return target
+    _source_file(spec)  # fail early (before creating any folder) when the source package is missing
+    return build_once(
+        target,
+        lambda folder: _build(spec, folder),
+        is_complete=_is_complete,
+        force=force_rebuild,
+        description=f"embedded backbone {name!r}",
+    )
 
 
 __all__ = [

@@ -61,7 +61,9 @@ def test_runner_end_to_end(backbone, tmp_path):
 
     for name in ("model.safetensors", "config.json", "modeling_bigdrop.py", "configuration_bigdrop.py"):
         assert (out / name).exists(), name
-    assert (out / "preprocessor_config.json").exists()
+    # Trained and saved at the registry's image size of the embedded digits (32 px): no --image_size given.
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"height": 32, "width": 32}
 
     saved = json.loads((out / "results.json").read_text())
     assert saved["train_domains"] == ["mnist", "mnist_m", "typeface"]
@@ -239,6 +241,15 @@ def test_demo_config_parses():
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)
     assert training_args.per_domain_batch_size == 16 and training_args.classifier_lr_multiplier == 10
     assert training_args.channels_last and training_args.load_best_model_at_end
+
+
+def test_styles_config_parses():
+    _, data_args, training_args = run_ood.parse_arguments(
+        [str(REPO / "examples" / "configs" / "styles.yaml")]
+    )
+    assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("styles", ["sketch"], None)
+    assert not hasattr(data_args, "digits_size")
+    assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "val_accuracy"
 
 
 def test_config_file_errors(tmp_path):

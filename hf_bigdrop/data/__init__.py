@@ -1,12 +1,13 @@
 """Domain datasets through `datasets`: DomainBed registry, Hub ids, local folders, the embedded offline
-``digits`` benchmark, seeded per-domain splits, DomainBed transforms, a collator and a domain-balanced
-batch sampler."""
+``digits`` and ``styles`` benchmarks, seeded per-domain splits, DomainBed transforms, a collator and a
+domain-balanced batch sampler."""
 
 from .collator import DomainCollator, collate_fn
 from .digits import DIGITS_DOMAINS, build_digits, digits_cache_dir, ensure_digits
 from .loading import domain_ids, domain_names, load_domain_dataset, split_domain_indices
 from .registry import DATASET_REGISTRY, DomainDatasetInfo, DomainSpec, get_dataset_info, list_datasets
 from .sampler import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset
+from .styles import STYLES_CLASSES, STYLES_DOMAINS, build_styles, ensure_styles, styles_cache_dir, stylize
 from .transforms import (
     RECIPES,
     DomainBatchTransform,
@@ -20,6 +21,8 @@ __all__ = [
     "DATASET_REGISTRY",
     "DIGITS_DOMAINS",
     "RECIPES",
+    "STYLES_CLASSES",
+    "STYLES_DOMAINS",
     "SeededBatchSampler",
     "SeededDataset",
     "DomainBalancedBatchSampler",
@@ -30,15 +33,19 @@ __all__ = [
     "ImageSpec",
     "apply_transforms",
     "build_digits",
+    "build_styles",
     "build_transforms",
     "collate_fn",
     "digits_cache_dir",
     "domain_ids",
     "domain_names",
     "ensure_digits",
+    "ensure_styles",
     "get_dataset_info",
     "image_spec_from_processor",
     "list_datasets",
     "load_domain_dataset",
     "split_domain_indices",
+    "styles_cache_dir",
+    "stylize",
 ]

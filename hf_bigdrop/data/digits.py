@@ -22,11 +22,7 @@ as a Hub id.
 from __future__ import annotations
 
 import gzip
-import io
-import logging
 import os
-import shutil
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..cache import build_once
+from .embedded import embedded_dataset_dir, write_image_table
+
 __all__ = [
     "DIGITS_DOMAINS",
     "DIGITS_VERSION",
@@ -42,8 +41,6 @@ __all__ = [
     "digits_cache_dir",
     "ensure_digits",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Bump when the generated data changes; it is part of the cache folder name.
 DIGITS_VERSION = "1.0.0"
@@ -201,12 +198,6 @@ _DOMAIN_BUILDERS: dict[str, Callable[[int, int | None], _DomainImages]] = {
 }
 
 
-def _png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image, mode="RGB").save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
-
-
 def digits_cache_dir(
     image_size: int = 32, max_per_domain: int | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path:
@@ -215,18 +206,14 @@ def digits_cache_dir(
     Args:
         image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images.
         max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per domain.
-        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Root folder; defaults to the
-            `datasets` cache (``HF_DATASETS_CACHE``, usually ``~/.cache/huggingface/datasets``).
+        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
+            ``$HF_BIGDROP_CACHE``, else ``$HF_HOME/hf_bigdrop`` (:func:`hf_bigdrop.cache.default_cache_root`).
 
     Returns:
-        `Path`: ``<cache_dir>/hf_bigdrop_digits/<version>_<size>px[_max<n>]``.
+        `Path`: ``<cache root>/datasets/digits/<version>_<size>px[_max<n>]``.
     """
-    if cache_dir is None:
-        import datasets.config
-
-        cache_dir = datasets.config.HF_DATASETS_CACHE
     suffix = "" if max_per_domain is None else f"_max{max_per_domain}"
-    return Path(cache_dir) / "hf_bigdrop_digits" / f"{DIGITS_VERSION}_{image_size}px{suffix}"
+    return embedded_dataset_dir("digits", f"{DIGITS_VERSION}_{image_size}px{suffix}", cache_dir)
 
 
 def build_digits(
@@ -248,8 +235,6 @@ def build_digits(
         ValueError: If ``image_size`` or ``max_per_domain`` is out of range.
         ImportError: If the packages of the ``offline`` extra are missing.
     """
-    import datasets
-
     if not 8 <= int(image_size) <= 256:
         raise ValueError(f"image_size must be between 8 and 256 for 'digits', got {image_size!r}.")
     if max_per_domain is not None and int(max_per_domain) < 1:
@@ -257,51 +242,28 @@ def build_digits(
     images, labels, domains = [], [], []
     for domain_id, domain in enumerate(DIGITS_DOMAINS):
         part = _DOMAIN_BUILDERS[domain](int(image_size), max_per_domain)
-        images += [{"bytes": _png_bytes(img), "path": None} for img in part.images]
+        images += list(part.images)
         labels += part.labels.tolist()
         domains += [domain_id] * len(part.labels)
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "label": datasets.ClassLabel(names=[str(i) for i in range(10)]),
-            "domain": datasets.ClassLabel(names=list(DIGITS_DOMAINS)),
-        }
-    )
-    table = datasets.Dataset.from_dict(
-        {"image": images, "label": labels, "domain": domains}, features=features
-    )
-    target = Path(output_dir) / "data" / "train-00000-of-00001.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(str(target))
-    return target
+    return write_image_table(output_dir, images, labels, domains, [str(i) for i in range(10)], DIGITS_DOMAINS)
 
 
 def ensure_digits(
     image_size: int = 32, max_per_domain: int | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path:
-    """Returns the cached ``digits`` folder, building it first if needed (atomically, safe across processes).
+    """Returns the cached ``digits`` folder, building it first if needed (atomically, once across processes).
 
     Args:
         image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images.
         max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per domain.
-        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Root cache folder.
+        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root (see
+            :func:`digits_cache_dir`).
 
     Returns:
         `Path`: The folder, laid out like a Hub dataset repository.
     """
-    target = digits_cache_dir(image_size, max_per_domain, cache_dir)
-    if (target / "data").is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("Building the embedded 'digits' benchmark (%dpx) into %s", image_size, target)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        build_digits(tmp, image_size=image_size, max_per_domain=max_per_domain)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / "data").is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(
+        digits_cache_dir(image_size, max_per_domain, cache_dir),
+        lambda folder: build_digits(folder, image_size=image_size, max_per_domain=max_per_domain),
+        description=f"the embedded 'digits' benchmark ({image_size}px)",
+    )

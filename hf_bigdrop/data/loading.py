@@ -14,6 +14,7 @@ index selections of the same Arrow table: nothing is decoded or copied.
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import os
@@ -29,8 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image as PILImage
 
-from .digits import ensure_digits
 from .registry import (
+    DATASET_REGISTRY,
     DomainDatasetInfo,
     describe_domains,
     get_dataset_info,
@@ -68,7 +69,8 @@ class _LoadOptions:
     label_column: str | None
     domain_column: str | None
     domain_level: int
-    image_size: int
+    image_size: int | None
+    builder_kwargs: dict
     load_kwargs: dict
 
 
@@ -86,7 +88,8 @@ def load_domain_dataset(
     domain_level: int = 0,
     split: str | None = None,
     max_per_domain: int | None = None,
-    image_size: int = 32,
+    image_size: int | None = None,
+    builder_kwargs: dict | None = None,
     verify_images: bool = True,
     skip_corrupt_images: bool = False,
     cache_dir: str | os.PathLike | None = None,
@@ -97,7 +100,8 @@ def load_domain_dataset(
     ``name_or_path`` is resolved in this order:
 
     1. a registered name (``"PACS"``, ``"VLCS"``, ``"OfficeHome"``, ``"TerraIncognita"``, ``"DomainNet"``,
-       ``"digits"``; case-insensitive): ``digits`` is built offline on first use; the others load from
+       ``"digits"``, ``"styles"``; case-insensitive): ``digits`` and ``styles`` are built offline on first use
+       (each by the builder its registry entry names, then cached); the others load from
        ``data_dir`` when given, else from their public Hub dataset (PACS, OfficeHome), else they raise an
        error that says where to download them;
     2. a local folder: when it holds data files (Parquet / Arrow / JSON Lines / CSV) it is loaded with
@@ -129,13 +133,19 @@ def load_domain_dataset(
             registry's; `None` concatenates every split).
         max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many examples per
             domain (a fixed random subset, independent of ``seed``), for quick experiments.
-        image_size (`int`, *optional*, defaults to `32`): Image side of the embedded ``digits`` benchmark.
+        image_size (`int | None`, *optional*, defaults to `None`): For a benchmark built offline (``digits``,
+            ``styles``), the side of its stored images (default: its registry entry's ``default_image_size``).
+            Other sources are loaded as stored; the transforms resize them (``apply_transforms(image_size=...)``).
+        builder_kwargs (`dict | None`, *optional*, defaults to `None`): Further arguments of a benchmark built
+            offline, passed to its builder, e.g. ``{"examples_per_class": 200}`` for ``styles``
+            (:func:`hf_bigdrop.data.ensure_styles` lists them).
         verify_images (`bool`, *optional*, defaults to `True`): Open every image once at load time
             (header and structure check, no full decode) to find unreadable files early.
         skip_corrupt_images (`bool`, *optional*, defaults to `False`): Drop unreadable images (the count is
             logged as a warning) instead of raising an error. Requires ``verify_images``.
-        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): `datasets` cache folder (also
-            where ``digits`` is built).
+        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): `datasets` cache folder, also the
+            root under which a benchmark built offline is cached (default: ``$HF_BIGDROP_CACHE``, else
+            ``$HF_HOME/hf_bigdrop``).
         **load_dataset_kwargs: Passed to ``datasets.load_dataset`` for Hub and Hub-like sources (``revision``,
             ``token``, ``name``, ...).
 
@@ -175,6 +185,12 @@ def load_domain_dataset(
         )
 
     source = _resolve_source(name_or_path, data_dir)
+    if source.kind != "builder" and (image_size is not None or builder_kwargs):
+        raise ValueError(
+            f"image_size and builder_kwargs set how a benchmark built offline is made "
+            f"({', '.join(i.name for i in _built_datasets())}); {source.location!r} is loaded as stored. "
+            "Resize its images with the transforms instead (apply_transforms(..., image_size=...))."
+        )
     options = _LoadOptions(
         split=split if split is not None else (source.info.hub_split if source.info else None),
         cache_dir=None if cache_dir is None else str(cache_dir),
@@ -183,6 +199,7 @@ def load_domain_dataset(
         domain_column=domain_column,
         domain_level=domain_level,
         image_size=image_size,
+        builder_kwargs=dict(builder_kwargs or {}),
         load_kwargs=load_dataset_kwargs,
     )
     dataset = _LOADERS[source.kind](source, options)
@@ -342,10 +359,25 @@ def _resolve_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike
     )
 
 
+def _built_datasets() -> list[DomainDatasetInfo]:
+    return [info for info in DATASET_REGISTRY.values() if info.builder is not None]
+
+
 def _load_builder(source: _Source, options: _LoadOptions) -> datasets.Dataset:
-    """The embedded ``digits`` benchmark: built once, then loaded like any Hub-like folder."""
-    folder = ensure_digits(image_size=options.image_size, cache_dir=options.cache_dir)
-    return _load_hub(_Source("hub", str(folder), source.info), options)
+    """A benchmark built offline by its registry entry's builder (once, then cached), loaded like any Hub-like
+    folder."""
+    info = source.info
+    accepted = sorted(set(inspect.signature(info.builder).parameters) - {"cache_dir", "image_size"})
+    unknown = sorted(set(options.builder_kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Unknown builder_kwargs {unknown} for {info.name!r}; its builder takes {accepted} "
+            "(and image_size as its own argument)."
+        )
+    image_size = options.image_size if options.image_size is not None else info.default_image_size
+    size = {} if image_size is None else {"image_size": image_size}
+    folder = info.builder(cache_dir=options.cache_dir, **size, **options.builder_kwargs)
+    return _load_hub(_Source("hub", str(folder), info), options)
 
 
 def _load_hub(source: _Source, options: _LoadOptions) -> datasets.Dataset:

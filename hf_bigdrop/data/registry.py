@@ -8,8 +8,13 @@ domain names (full, DomainBed short names or aliases, case-insensitive) and the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from .digits import ensure_digits
+from .styles import DEFAULT_IMAGE_SIZE as STYLES_IMAGE_SIZE
+from .styles import STYLES_CLASSES, ensure_styles
 
 __all__ = [
     "DATASET_REGISTRY",
@@ -74,8 +79,11 @@ class DomainDatasetInfo:
         image_column (`str`, *optional*, defaults to `"image"`): Image column of the Hub dataset.
         label_column (`str`, *optional*, defaults to `"label"`): Label column (a ``ClassLabel``).
         domain_column (`str`, *optional*, defaults to `"domain"`): Column that holds the domain name.
-        builder (`str | None`, *optional*, defaults to `None`): Name of an embedded builder that creates the
-            data offline (only ``"digits"``).
+        builder (`Callable[..., Path] | None`, *optional*, defaults to `None`): For a benchmark built offline,
+            the function that returns its cached folder (laid out like a Hub dataset repository), building it
+            on first use. It is called as ``builder(image_size=..., cache_dir=..., **builder_kwargs)``.
+        default_image_size (`int | None`, *optional*, defaults to `None`): The image side a benchmark built
+            offline is stored and trained at unless told otherwise (`None`: the backbone's own input size).
         url (`str`, *optional*, defaults to `""`): Where to download the original data.
         description (`str`, *optional*, defaults to `""`): One line shown in the docs and error messages.
     """
@@ -88,7 +96,8 @@ class DomainDatasetInfo:
     image_column: str = "image"
     label_column: str = "label"
     domain_column: str = "domain"
-    builder: str | None = None
+    builder: Callable[..., Path] | None = None
+    default_image_size: int | None = None
     url: str = ""
     description: str = ""
 
@@ -252,8 +261,19 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
                 ("mnist", "M"), ("mnist_m", "MM", ("mnistm",)), ("optdigits", "O"), ("typeface", "T")
             ),
             classes=tuple(str(i) for i in range(10)),
-            builder="digits",
+            builder=ensure_digits,
+            default_image_size=32,
             description="Embedded offline benchmark built from data that pip packages ship; 10 classes.",
+        ),
+        DomainDatasetInfo(
+            name="styles",
+            domains=_domains(
+                ("photo", "P"), ("sketch", "S"), ("cartoon", "C"), ("painting", "A", ("art_painting",))
+            ),
+            classes=STYLES_CLASSES,
+            builder=ensure_styles,
+            default_image_size=STYLES_IMAGE_SIZE,
+            description="Embedded offline benchmark: crops of bundled photos in 4 styles; 11 classes.",
         ),
     )
 }
@@ -263,7 +283,7 @@ def list_datasets() -> list[str]:
     """Returns the names of the registered datasets.
 
     Returns:
-        `list[str]`: e.g. ``["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits"]``.
+        `list[str]`: e.g. ``["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits", "styles"]``.
     """
     return [info.name for info in DATASET_REGISTRY.values()]
 
