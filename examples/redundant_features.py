@@ -1,20 +1,32 @@
 #!/usr/bin/env python
 """The redundant-features experiment: where and why very large dropout keeps weak features that a shift needs.
 
-One strong feature and eight weak ones all predict a binary label, either as independent evidence or as noisier
-copies of the strong one (the `shared_noises` knob). A logistic-regression head (`nn.Dropout(p)` on its inputs,
-then a zero-initialised `nn.Linear`, as in `BigDropForImageClassification`) is trained with the same optimiser
-and budget for every dropout rate p, and with L2 weight decay at p=0, over several seeds. Then the strong feature
-stops carrying the label (it is redrawn from its own distribution, independent of everything else). Measured:
-accuracy under that shift, in distribution and on the weak features alone, and the weak features' share of the
-head's margin, beside two rules computed from the distribution (the Bayes rule; each feature fitted alone).
+Two scales (`--scale`), each with its own arguments (`--scale pretrained --help`).
+
+*linear*: one strong feature and eight weak ones all predict a binary label, either as independent evidence or as
+noisier copies of the strong one (the `shared_noises` knob). A logistic-regression head (`nn.Dropout(p)` on its
+inputs, then a zero-initialised `nn.Linear`, as in `BigDropForImageClassification`) is trained with the same
+optimiser and budget for every dropout rate p, and with L2 weight decay at p=0, over several seeds. Then the strong
+feature stops carrying the label (it is redrawn from its own distribution, independent of everything else).
+Measured: accuracy under that shift, in distribution and on the weak features alone, and the weak features' share
+of the head's margin, beside two rules computed from the distribution (the Bayes rule; each feature fitted alone).
+
+*pretrained*: `BigDropForImageClassification` around a pretrained backbone (the embedded ImageNet
+EfficientNet-Lite0) is fine-tuned on the embedded `styles` photos (one style held out) with a planted cue: a
+coloured frame whose colour is the image's class colour in a chosen share of the training images (the
+`cue_agreements` knob; 0 = grey frames, no cue). Measured at the best training-domain validation checkpoint of
+each budget: accuracy with the cue as trained, removed (grey) and flipped (another class's colour), on validation
+and on the held-out style; a linear probe of the fine-tuned features for the class without the cue; how many
+penultimate units hold 90% of the head.
+
 See docs/redundant_features.md.
 
-    python examples/redundant_features.py              # about 40 s of CPU time (one thread)
+    python examples/redundant_features.py              # linear, about 40 s of CPU time (one thread)
     python examples/redundant_features.py --seeds 0 1 2 --shared_noises 1 --output_dir runs/redundant_only
+    python examples/redundant_features.py --scale pretrained --device cuda --workers 6 --cpu_threads 2
 
-Writes to `output_dir`: `results.csv` (one row per run), `results.md` (mean ± std over seeds) and
-`redundant_features.png`.
+Writes to `output_dir`: `results.csv` (one row per run and budget), `results.md` (mean ± std over seeds) and
+`redundant_features.png` (linear) or `redundant_features_pretrained.png` (pretrained).
 """
 
 from __future__ import annotations
@@ -54,20 +66,34 @@ class ExperimentArguments:
             "(fine-tuning a pretrained backbone on the styles photos with a planted colour cue)."
         },
     )
-    output_dir: str = field(
-        default="runs/redundant_features", metadata={"help": "Where the CSV, Markdown table and figure go."}
+    output_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the CSV, Markdown table and figure go (default: runs/redundant_features for linear, "
+            "runs/redundant_features_pretrained for pretrained)."
+        },
     )
-    seeds: list[int] = field(
-        default_factory=lambda: [0, 1, 2, 3, 4], metadata={"help": "One run per seed and setting."}
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={"help": "One run per seed and setting (default: linear 0 1 2 3 4, pretrained 0 1 2)."},
     )
-    dropout_rates: list[float] = field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 0.95],
-        metadata={"help": "Dropout rates on the head's inputs; 0 = plain logistic regression (ERM)."},
+    dropout_rates: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout rates on the head's inputs; 0 = plain training (ERM). Default: linear 0 0.25 0.5 "
+            "0.75 0.9 0.95, pretrained 0 0.5 0.9."
+        },
     )
 
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"scale={self.scale!r} is not one of {sorted(SCALES)}")
+        if self.output_dir is None:
+            self.output_dir = SCALES[self.scale].output_dir
+        if self.seeds is None:
+            self.seeds = list(SCALES[self.scale].seeds)
+        if self.dropout_rates is None:
+            self.dropout_rates = list(SCALES[self.scale].dropout_rates)
         bad = [p for p in self.dropout_rates if not 0 <= p < 1]
         if bad:
             raise ValueError(f"dropout_rates {bad} are outside [0, 1)")
@@ -1057,11 +1083,28 @@ class Scale:
     arguments: type
     run: Callable[[ExperimentArguments, Any], list[dict]]
     report: Callable[[ExperimentArguments, Any, list[dict]], tuple[str, list[dict]]]
+    seeds: tuple[int, ...]
+    dropout_rates: tuple[float, ...]
+    output_dir: str
 
 
 SCALES = {
-    "linear": Scale(LinearArguments, run_linear, report_linear),
-    "pretrained": Scale(PretrainedArguments, run_pretrained, report_pretrained),
+    "linear": Scale(
+        LinearArguments,
+        run_linear,
+        report_linear,
+        (0, 1, 2, 3, 4),
+        (0.0, 0.25, 0.5, 0.75, 0.9, 0.95),
+        "runs/redundant_features",
+    ),
+    "pretrained": Scale(
+        PretrainedArguments,
+        run_pretrained,
+        report_pretrained,
+        (0, 1, 2),
+        (0.0, 0.5, 0.9),
+        "runs/redundant_features_pretrained",
+    ),
 }
 
 
