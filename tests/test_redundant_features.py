@@ -6,7 +6,7 @@ import csv
 
 import pytest
 import torch
-from helpers import load_example
+from helpers import REPO, load_example
 
 redundant_features = load_example("redundant_features")
 SMALL = dict(num_train=500, num_test=4000, budgets=[300])
@@ -215,6 +215,22 @@ def test_pretrained_scale_writes_table_csv_and_figure(tmp_path, tiny_backbone, m
         assert len(list(csv.DictReader(handle))) == 20
     assert "| cue agreement | steps | setting |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "redundant_features_pretrained.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_runs_in_worker_processes_give_the_same_numbers(tiny_backbone, monkeypatch):
+    # spawned workers import the example by name, as they do when it runs as a script
+    monkeypatch.syspath_prepend(str(REPO / "examples"))
+    monkeypatch.setattr(redundant_features, "load_style_images", lambda args: _style_images())
+    experiment = redundant_features.ExperimentArguments(
+        scale="pretrained", seeds=[0], dropout_rates=[0.0, 0.9]
+    )
+    rows = {}
+    for workers in (1, 2):
+        args = _pretrained_args(tiny_backbone, cue_agreements=[0.8], budgets=[2], workers=workers)
+        result = redundant_features.run_pretrained(experiment, args)
+        rows[workers] = [{k: v for k, v in row.items() if k != "seconds"} for row in result]
+    assert len(rows[1]) == 3 and rows[1] == rows[2]
 
 
 @pytest.mark.slow
