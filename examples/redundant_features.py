@@ -36,6 +36,7 @@ import itertools
 import math
 import statistics
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -1018,7 +1019,12 @@ def plot_pretrained(summary: list[dict], path: Path, title: str) -> None:
     budgets = sorted({e["steps"] for e in summary if e["steps"]})
     metrics = ("ood_no_cue", "validation_flipped", "probe_ood")
     figure, axes = plt.subplots(
-        len(metrics), len(cues), figsize=(4.6 * len(cues), 10), squeeze=False, sharex=True, sharey="row"
+        len(metrics),
+        len(cues),
+        figsize=(max(8.0, 4.6 * len(cues)), 10),
+        squeeze=False,
+        sharex=True,
+        sharey="row",
     )
     colours = plt.cm.viridis([0.1 + 0.75 * i / max(1, len(budgets) - 1) for i in range(len(budgets))])
     for column, cue in enumerate(cues):
@@ -1045,9 +1051,9 @@ def plot_pretrained(summary: list[dict], path: Path, title: str) -> None:
         axes[0, column].set_title(f"cue agreement {cue:g}" if cue else "no cue (control)")
         axes[-1, column].set_xlabel("dropout rate p")
     handles, labels = axes[-1, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    figure.suptitle(textwrap.fill(title, 120), fontsize=8)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
