@@ -1,28 +1,42 @@
 #!/usr/bin/env python
 """The redundant-features experiment: where and why very large dropout keeps weak features that a shift needs.
 
-One strong feature and eight weak ones all predict a binary label, either as independent evidence or as noisier
-copies of the strong one (the `shared_noises` knob). A logistic-regression head (`nn.Dropout(p)` on its inputs,
-then a zero-initialised `nn.Linear`, as in `BigDropForImageClassification`) is trained with the same optimiser
-and budget for every dropout rate p, and with L2 weight decay at p=0, over several seeds. Then the strong feature
-stops carrying the label (it is redrawn from its own distribution, independent of everything else). Measured:
-accuracy under that shift, in distribution and on the weak features alone, and the weak features' share of the
-head's margin, beside two rules computed from the distribution (the Bayes rule; each feature fitted alone).
+Two scales (`--scale`), each with its own arguments (`--scale pretrained --help`).
+
+*linear*: one strong feature and eight weak ones all predict a binary label, either as independent evidence or as
+noisier copies of the strong one (the `shared_noises` knob). A logistic-regression head (`nn.Dropout(p)` on its
+inputs, then a zero-initialised `nn.Linear`, as in `BigDropForImageClassification`) is trained with the same
+optimiser and budget for every dropout rate p, and with L2 weight decay at p=0, over several seeds. Then the strong
+feature stops carrying the label (it is redrawn from its own distribution, independent of everything else).
+Measured: accuracy under that shift, in distribution and on the weak features alone, and the weak features' share
+of the head's margin, beside two rules computed from the distribution (the Bayes rule; each feature fitted alone).
+
+*pretrained*: `BigDropForImageClassification` around a pretrained backbone (the embedded ImageNet
+EfficientNet-Lite0) is fine-tuned on the embedded `styles` photos (one style held out) with a planted cue: a
+coloured frame whose colour is the image's class colour in a chosen share of the training images (the
+`cue_agreements` knob; 0 = grey frames, no cue). Measured at the best training-domain validation checkpoint of
+each budget: accuracy with the cue as trained, removed (grey) and flipped (another class's colour), on validation
+and on the held-out style; a linear probe of the fine-tuned features for the class without the cue; how many
+penultimate units hold 90% of the head.
+
 See docs/redundant_features.md.
 
-    python examples/redundant_features.py              # about 40 s of CPU time (one thread)
+    python examples/redundant_features.py              # linear, about 40 s of CPU time (one thread)
     python examples/redundant_features.py --seeds 0 1 2 --shared_noises 1 --output_dir runs/redundant_only
+    python examples/redundant_features.py --scale pretrained --device cuda --workers 6 --cpu_threads 2
 
-Writes to `output_dir`: `results.csv` (one row per run), `results.md` (mean ± std over seeds) and
-`redundant_features.png`.
+Writes to `output_dir`: `results.csv` (one row per run and budget), `results.md` (mean ± std over seeds) and
+`redundant_features.png` (linear) or `redundant_features_pretrained.png` (pretrained).
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import math
 import statistics
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -48,22 +62,39 @@ class ExperimentArguments:
 
     scale: str = field(
         default="linear",
-        metadata={"help": "Which experiment: linear (logistic regression on synthetic features)."},
+        metadata={
+            "help": "Which experiment: linear (logistic regression on synthetic features) or pretrained "
+            "(fine-tuning a pretrained backbone on the styles photos with a planted colour cue)."
+        },
     )
-    output_dir: str = field(
-        default="runs/redundant_features", metadata={"help": "Where the CSV, Markdown table and figure go."}
+    output_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the CSV, Markdown table and figure go (default: runs/redundant_features for linear, "
+            "runs/redundant_features_pretrained for pretrained)."
+        },
     )
-    seeds: list[int] = field(
-        default_factory=lambda: [0, 1, 2, 3, 4], metadata={"help": "One run per seed and setting."}
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={"help": "One run per seed and setting (default: linear 0 1 2 3 4, pretrained 0 1 2)."},
     )
-    dropout_rates: list[float] = field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 0.95],
-        metadata={"help": "Dropout rates on the head's inputs; 0 = plain logistic regression (ERM)."},
+    dropout_rates: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout rates on the head's inputs; 0 = plain training (ERM). Default: linear 0 0.25 0.5 "
+            "0.75 0.9 0.95, pretrained 0 0.5 0.9."
+        },
     )
 
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"scale={self.scale!r} is not one of {sorted(SCALES)}")
+        if self.output_dir is None:
+            self.output_dir = SCALES[self.scale].output_dir
+        if self.seeds is None:
+            self.seeds = list(SCALES[self.scale].seeds)
+        if self.dropout_rates is None:
+            self.dropout_rates = list(SCALES[self.scale].dropout_rates)
         bad = [p for p in self.dropout_rates if not 0 <= p < 1]
         if bad:
             raise ValueError(f"dropout_rates {bad} are outside [0, 1)")
@@ -320,20 +351,28 @@ def run_linear(experiment: ExperimentArguments, args: LinearArguments) -> list[d
 SETTING_KEYS = ("shared_noise", "regulariser", "dropout_rate", "weight_decay", "steps")
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Mean and standard deviation (ddof 1; 0 for a single seed) over seeds, per setting and budget."""
+def summarise(
+    rows: list[dict],
+    keys: tuple[str, ...] = SETTING_KEYS,
+    metrics: tuple[str, ...] = METRICS,
+    order: tuple[str, ...] = ("shared_noise", "steps", "regulariser", "dropout_rate", "weight_decay"),
+) -> list[dict]:
+    """Mean and standard deviation (ddof 1; 0 for a single seed) over seeds, per setting (`keys`) and budget,
+    sorted by `order`."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault(tuple(row[key] for key in SETTING_KEYS), []).append(row)
+        groups.setdefault(tuple(row[key] for key in keys), []).append(row)
     summary = []
     for key, group in groups.items():
-        entry = dict(zip(SETTING_KEYS, key)) | {"seeds": len(group)}
-        for metric in METRICS:
+        entry = dict(zip(keys, key)) | {"seeds": len(group)}
+        for metric in metrics:
             values = [row[metric] for row in group]
+            if any(math.isnan(value) for value in values):  # not measured for this setting
+                entry[metric] = entry[f"{metric}_std"] = math.nan
+                continue
             entry[metric] = statistics.fmean(values)
             entry[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         summary.append(entry)
-    order = ("shared_noise", "steps", "regulariser", "dropout_rate", "weight_decay")
     return sorted(summary, key=lambda e: tuple(e[key] for key in order))
 
 
@@ -447,6 +486,601 @@ def report_linear(
     return f"{heading}\n\n{table}", summary
 
 
+# ------------------------------------------------------------------------------------------- pretrained case
+PRETRAINED_METRICS = (
+    "validation",
+    "validation_no_cue",
+    "validation_flipped",
+    "flipped_follows_cue",
+    "ood",
+    "ood_no_cue",
+    "probe_validation",
+    "probe_ood",
+    "head_units",
+)
+PRETRAINED_TITLES = {
+    "validation": "validation, cue as trained",
+    "validation_no_cue": "validation, cue removed",
+    "validation_flipped": "validation, cue flipped",
+    "flipped_follows_cue": "cue flipped: predicts the cue's class",
+    "ood": "held-out style, cue as trained",
+    "ood_no_cue": "held-out style, cue removed (o.o.d.)",
+    "probe_validation": "probe on features, validation (no cue)",
+    "probe_ood": "probe on features, held-out style (no cue)",
+    "head_units": "units holding 90% of the head",
+}
+PRETRAINED_KEYS = ("cue_agreement", "steps", "setting", "dropout_rate")
+#: Grey frame: the cue removed (the border stays, its colour says nothing).
+NO_CUE = -1
+
+
+@dataclass
+class PretrainedArguments:
+    """The pretrained case: fine-tuning a pretrained backbone on the `styles` photos with a planted colour cue."""
+
+    backbone: str = field(
+        default="embedded:efficientnet-lite0",
+        metadata={
+            "help": "Pretrained backbone (embedded name, local folder or Hub id) for BigDropForImageClassification."
+        },
+    )
+    test_domain: str = field(
+        default="sketch", metadata={"help": "The held-out style of `styles` (the style shift)."}
+    )
+    image_size: int = field(default=64, metadata={"help": "Side of the stored `styles` images, in pixels."})
+    examples_per_class: int = field(
+        default=100,
+        metadata={"help": "`styles` crops per class and style (its builder's examples_per_class)."},
+    )
+    max_per_domain: int | None = field(
+        default=None, metadata={"help": "Keep at most this many images per style (quick runs); default all."}
+    )
+    cue_agreements: list[float] = field(
+        default_factory=lambda: [0.0, 0.8, 0.9],
+        metadata={
+            "help": "The knob, one setting each: fraction of training images whose coloured frame has their own "
+            "class's colour (the others get another class's colour, drawn uniformly). 0 = no cue: every frame "
+            "is grey (the control)."
+        },
+    )
+    cue_width: int = field(default=4, metadata={"help": "Width of the coloured frame, in pixels."})
+    budgets: list[int] = field(
+        default_factory=lambda: [300, 1000],
+        metadata={
+            "help": "Training budgets in steps. The learning rate is constant, so a shorter budget is the start "
+            "of the longest run: one run per setting, the best checkpoint within each budget is measured."
+        },
+    )
+    eval_steps: int = field(
+        default=50, metadata={"help": "Training-domain validation (cue as trained) every this many steps."}
+    )
+    per_domain_batch_size: int = field(default=16, metadata={"help": "Images per training style a step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the backbone."})
+    classifier_lr_multiplier: float = field(
+        default=10.0, metadata={"help": "The classifier's learning rate is this times learning_rate."}
+    )
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    probe_l2: float = field(
+        default=1e-3,
+        metadata={"help": "L2 penalty of the linear probe (logistic regression on standardised features)."},
+    )
+    probe_steps: int = field(default=100, metadata={"help": "L-BFGS iterations of the linear probe."})
+    device: str = field(default="cpu", metadata={"help": "Where to train: cpu, cuda, cuda:1, ..."})
+    workers: int = field(
+        default=1,
+        metadata={
+            "help": "Runs at a time, each in its own process (several fit one GPU: these runs are small)."
+        },
+    )
+    cpu_threads: int = field(
+        default=1,
+        metadata={"help": "torch CPU threads of each run (on a busy CPU, one thread per run was fastest)."},
+    )
+    channels_last: bool = field(
+        default=True, metadata={"help": "channels_last memory format (faster convolutions)."}
+    )
+
+    def __post_init__(self):
+        bad = [a for a in self.cue_agreements if not 0 <= a <= 1]
+        if bad or not self.cue_agreements:
+            raise ValueError(
+                f"cue_agreements={self.cue_agreements} must be a non-empty list of values in [0, 1]"
+            )
+        if not self.budgets or min(self.budgets) < 1:
+            raise ValueError(f"budgets={self.budgets} must be a non-empty list of step counts >= 1")
+        positive = {
+            "image_size": self.image_size,
+            "examples_per_class": self.examples_per_class,
+            "eval_steps": self.eval_steps,
+            "per_domain_batch_size": self.per_domain_batch_size,
+            "learning_rate": self.learning_rate,
+            "classifier_lr_multiplier": self.classifier_lr_multiplier,
+            "probe_steps": self.probe_steps,
+            "workers": self.workers,
+            "cpu_threads": self.cpu_threads,
+        }
+        bad = {name: value for name, value in positive.items() if not value > 0}
+        if bad:
+            raise ValueError(f"these arguments must be > 0: {bad}")
+        if not 0 < 2 * self.cue_width < self.image_size:
+            raise ValueError(
+                f"cue_width={self.cue_width} must be >= 1 and leave part of a {self.image_size}-px image"
+            )
+        torch.device(self.device)  # raises on a malformed device string
+
+
+@dataclass
+class StyleImages:
+    """The `styles` splits decoded once: uint8 images `(N, 3, H, W)`, labels and style ids, per split."""
+
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    num_classes: int
+    train_domains: torch.Tensor  # style id of every training image (domain-balanced batches)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def load_style_images(args: PretrainedArguments) -> StyleImages:
+    """Builds (first use) and loads `styles` with `args.test_domain` held out, split with seed 0 (every run sees the
+    same split; the run's seed draws the cue, the batches, the augmentation and the dropout masks)."""
+    import numpy as np
+    from transformers import AutoImageProcessor
+
+    from hf_bigdrop.data import image_spec_from_processor, load_domain_dataset
+    from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
+
+    splits = load_domain_dataset(
+        "styles",
+        test_domains=[args.test_domain],
+        image_size=args.image_size,
+        builder_kwargs={"examples_per_class": args.examples_per_class},
+        max_per_domain=args.max_per_domain,
+        seed=0,
+    )
+    tensors = {}
+    for name in ("train", "validation", "test"):
+        split = splits[name]
+        images = np.stack([np.asarray(image.convert("RGB")) for image in split["image"]])
+        tensors[name] = (
+            torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+            torch.tensor(split["label"]),
+        )
+    spec = image_spec_from_processor(
+        AutoImageProcessor.from_pretrained(resolve_backbone_name(args.backbone)), args.image_size
+    )
+    return StyleImages(
+        splits=tensors,
+        num_classes=splits["train"].features["label"].num_classes,
+        train_domains=torch.tensor(splits["train"]["domain"]),
+        mean=tuple(spec.mean),
+        std=tuple(spec.std),
+    )
+
+
+def cue_palette(num_classes: int) -> torch.Tensor:
+    """One saturated colour per class (hues evenly spaced), then grey for "no cue": uint8 `(num_classes + 1, 3)`."""
+    import colorsys
+
+    colours = [colorsys.hsv_to_rgb(k / num_classes, 1.0, 1.0) for k in range(num_classes)] + [(0.5, 0.5, 0.5)]
+    return torch.tensor([[round(255 * c) for c in colour] for colour in colours], dtype=torch.uint8)
+
+
+def draw_cues(
+    labels: torch.Tensor, agreement: float, num_classes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The class whose colour each image's frame gets (`NO_CUE`: grey).
+
+    Exactly `round(agreement * N)` images, chosen at random, get their own class; every other image gets a class
+    drawn uniformly among the other classes. `agreement = 0` means no cue at all (every frame grey).
+    """
+    if agreement == 0:
+        return torch.full_like(labels, NO_CUE)
+    num = len(labels)
+    agree = torch.zeros(num, dtype=torch.bool)
+    agree[torch.randperm(num, generator=generator)[: round(agreement * num)]] = True
+    other = (labels + torch.randint(1, num_classes, (num,), generator=generator)) % num_classes
+    return torch.where(agree, labels, other)
+
+
+def flipped_cues(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """Every frame has the colour of another class (drawn uniformly): the cue always lies."""
+    return (labels + torch.randint(1, num_classes, labels.shape, generator=generator)) % num_classes
+
+
+def with_frames(images: torch.Tensor, cues: torch.Tensor, palette: torch.Tensor, width: int) -> torch.Tensor:
+    """Paints a `width`-pixel frame of colour `palette[cue]` (`NO_CUE`: grey) around every image."""
+    height, side = images.shape[-2:]
+    border = torch.ones(height, side, dtype=torch.bool, device=images.device)
+    border[width:-width, width:-width] = False
+    colours = palette.to(images.device, images.dtype)[cues.to(images.device)][:, :, None, None]
+    return torch.where(border, colours, images)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random resized crop (area 70-100%, aspect 3/4-4/3) and horizontal flip, batched on the device.
+
+    The parameters come from a CPU generator, so a seed gives the same crops on every device.
+    """
+    num = images.shape[0]
+    area = 0.7 + 0.3 * torch.rand(num, generator=generator)
+    aspect = torch.exp((torch.rand(num, generator=generator) * 2 - 1) * math.log(4 / 3))
+    scale_x = torch.sqrt(area * aspect).clamp(max=1.0)
+    scale_y = torch.sqrt(area / aspect).clamp(max=1.0)
+    shift_x = (torch.rand(num, generator=generator) * 2 - 1) * (1 - scale_x)
+    shift_y = (torch.rand(num, generator=generator) * 2 - 1) * (1 - scale_y)
+    flip = torch.where(torch.rand(num, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(num, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = scale_x * flip, shift_x
+    theta[:, 1, 1], theta[:, 1, 2] = scale_y, shift_y
+    theta = theta.to(images.device)
+    grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return nn.functional.grid_sample(
+        images, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
+class PretrainedRun:
+    """One fine-tuning run (a cue agreement, a dropout rate, a seed) and its measurements.
+
+    Every image goes through the same path: uint8 -> (augmentation, training only) -> coloured frame -> scaled to
+    [0, 1] and normalised with the backbone's mean and std -> channels_last.
+    """
+
+    def __init__(self, args: PretrainedArguments, data: StyleImages, *, cue_agreement: float, seed: int):
+        self.args, self.data, self.seed = args, data, seed
+        self.device = torch.device(args.device)
+        self.palette = cue_palette(data.num_classes)
+        self.mean = torch.tensor(data.mean, device=self.device)[None, :, None, None]
+        self.std = torch.tensor(data.std, device=self.device)[None, :, None, None]
+        cues = torch.Generator().manual_seed(seed)
+        train_labels, val_labels, test_labels = (data.splits[n][1] for n in ("train", "validation", "test"))
+        self.train_cues = draw_cues(train_labels, cue_agreement, data.num_classes, cues)
+        # what each split is measured with: the cue as trained, removed (grey), flipped (another class's colour)
+        self.conditions = {
+            ("validation", "as_trained"): draw_cues(val_labels, cue_agreement, data.num_classes, cues),
+            ("validation", "no_cue"): torch.full_like(val_labels, NO_CUE),
+            ("validation", "flipped"): flipped_cues(val_labels, data.num_classes, cues),
+            ("test", "as_trained"): draw_cues(test_labels, cue_agreement, data.num_classes, cues),
+            ("test", "no_cue"): torch.full_like(test_labels, NO_CUE),
+            ("train", "no_cue"): torch.full_like(train_labels, NO_CUE),
+        }
+        self.images = {name: images.to(self.device) for name, (images, _) in data.splits.items()}
+        self.labels = {name: labels.to(self.device) for name, (_, labels) in data.splits.items()}
+
+    def pixels(self, images: torch.Tensor, cues: torch.Tensor, generator: torch.Generator | None = None):
+        images = images.float()
+        if generator is not None:
+            images = augment(images, generator)
+        images = with_frames(images, cues, self.palette, self.args.cue_width) / 255.0
+        images = (images - self.mean) / self.std
+        return images.contiguous(memory_format=torch.channels_last) if self.args.channels_last else images
+
+    @torch.no_grad()
+    def features(
+        self, model: nn.Module, split: str, cues: torch.Tensor, batch_size: int = 500
+    ) -> torch.Tensor:
+        """Pooled penultimate features (before dropout) of a whole split, in eval mode."""
+        chunks = []
+        for start in range(0, len(cues), batch_size):
+            pixels = self.pixels(
+                self.images[split][start : start + batch_size], cues[start : start + batch_size]
+            )
+            chunks.append(model.extract_features(pixels)[0].float())
+        return torch.cat(chunks)
+
+    def accuracy(self, model: nn.Module, split: str, condition: str) -> float:
+        logits = model.classifier(self.features(model, split, self.conditions[split, condition]))
+        return 100.0 * (logits.argmax(1) == self.labels[split]).float().mean().item()
+
+    def batches(self, generator: torch.Generator) -> torch.Tensor:
+        """Indices of one domain-balanced training batch: `per_domain_batch_size` from every training style."""
+        domains = self.data.train_domains
+        chunks = []
+        for domain in torch.unique(domains):
+            members = torch.nonzero(domains == domain).squeeze(1)
+            pick = torch.randint(0, len(members), (self.args.per_domain_batch_size,), generator=generator)
+            chunks.append(members[pick])
+        return torch.cat(chunks)
+
+    def train(self, model: nn.Module) -> list[dict]:
+        """Fine-tunes `model` for the longest budget; returns one row of measurements per budget, each of the best
+        checkpoint on training-domain validation (cue as trained) among those within the budget."""
+        args = self.args
+        torch.manual_seed(self.seed)  # dropout masks
+        batches = torch.Generator().manual_seed(self.seed + 1)
+        augmentation = torch.Generator().manual_seed(self.seed + 2)
+        head_ids = {id(p) for p in model.classifier.parameters()}
+        backbone = [p for p in model.parameters() if id(p) not in head_ids and p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": backbone, "lr": args.learning_rate},
+                {
+                    "params": list(model.classifier.parameters()),
+                    "lr": args.learning_rate * args.classifier_lr_multiplier,
+                },
+            ],
+            weight_decay=args.weight_decay,
+        )
+        loss_fn = nn.CrossEntropyLoss()
+        labels = self.labels["train"]
+        best = (-1.0, 0, None)  # validation accuracy, step, state
+        rows = []
+        model.train()
+        for step in range(1, max(args.budgets) + 1):
+            index = self.batches(batches)
+            pixels = self.pixels(
+                self.images["train"][index.to(self.device)], self.train_cues[index], augmentation
+            )
+            loss = loss_fn(model(pixel_values=pixels).logits, labels[index.to(self.device)])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step % args.eval_steps == 0 or step in args.budgets:
+                model.eval()
+                accuracy = self.accuracy(model, "validation", "as_trained")
+                model.train()
+                if accuracy > best[0]:
+                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best = (accuracy, step, state)
+            if step in args.budgets:
+                current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                model.load_state_dict(best[2])
+                rows.append({"steps": step, "selected_step": best[1]} | self.measure(model))
+                model.load_state_dict(current)
+                model.train()
+        return rows
+
+    @torch.no_grad()
+    def head_units(self, model: nn.Module, features: torch.Tensor, share: float = 0.9) -> int:
+        """How many penultimate units hold `share` of the head's logit variance, `sum_j var_j * |W_j|^2` with the
+        head's weights centred over classes (a constant added to every class's weight changes no prediction)."""
+        weight = model.classifier.weight.float()
+        weight = weight - weight.mean(0, keepdim=True)
+        energy = features.var(0) * weight.square().sum(0)
+        cumulative = torch.cumsum(torch.sort(energy, descending=True).values, 0)
+        return int(torch.searchsorted(cumulative, share * cumulative[-1]).item()) + 1
+
+    def probe(self, model: nn.Module) -> dict[str, float]:
+        """A linear probe of the (fine-tuned) features for the class, the cue removed: multinomial logistic
+        regression on standardised training features (L-BFGS, L2 `probe_l2`), measured on validation and on
+        the held-out style, both without the cue."""
+        features = {
+            s: self.features(model, s, self.conditions[s, "no_cue"]) for s in ("train", "validation", "test")
+        }
+        mean, std = features["train"].mean(0), features["train"].std(0) + 1e-6
+        standard = {s: (f - mean) / std for s, f in features.items()}
+        with torch.enable_grad():
+            linear = nn.Linear(standard["train"].shape[1], self.data.num_classes).to(self.device)
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+            optimizer = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=self.args.probe_steps)
+
+            def closure():
+                optimizer.zero_grad()
+                loss = nn.functional.cross_entropy(linear(standard["train"]), self.labels["train"])
+                loss = loss + self.args.probe_l2 * linear.weight.square().sum()
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+        with torch.no_grad():
+            return {
+                f"probe_{name}": 100.0
+                * (linear(standard[split]).argmax(1) == self.labels[split]).float().mean().item()
+                for name, split in (("validation", "validation"), ("ood", "test"))
+            }
+
+    @torch.no_grad()
+    def measure(self, model: nn.Module) -> dict[str, float]:
+        """Every measurement of one checkpoint (eval mode: no dropout, frozen batch-norm statistics)."""
+        model.eval()
+        flipped = self.conditions["validation", "flipped"]
+        logits = model.classifier(self.features(model, "validation", flipped))
+        no_cue = self.features(model, "validation", self.conditions["validation", "no_cue"])
+        return {
+            "validation": self.accuracy(model, "validation", "as_trained"),
+            "validation_no_cue": self.accuracy(model, "validation", "no_cue"),
+            "validation_flipped": 100.0
+            * (logits.argmax(1) == self.labels["validation"]).float().mean().item(),
+            "flipped_follows_cue": 100.0 * (logits.argmax(1).cpu() == flipped).float().mean().item(),
+            "ood": self.accuracy(model, "test", "as_trained"),
+            "ood_no_cue": self.accuracy(model, "test", "no_cue"),
+            "head_units": float(self.head_units(model, no_cue)),
+        } | self.probe(model)
+
+
+_BACKBONES: dict[tuple[str, int], nn.Module] = {}  # per process: the pretrained model, loaded once
+
+
+def pretrained_model(args: PretrainedArguments, num_classes: int, dropout_rate: float) -> nn.Module:
+    """A fresh copy of `BigDropForImageClassification` around the pretrained backbone (zero-initialised head,
+    frozen batch-norm statistics: the library's defaults), with dropout rate `dropout_rate`, on `args.device`."""
+    import copy
+
+    from hf_bigdrop import BigDropForImageClassification
+
+    key = (args.backbone, num_classes)
+    if key not in _BACKBONES:
+        _BACKBONES[key] = BigDropForImageClassification.from_backbone(
+            args.backbone, num_labels=num_classes, dropout_rate=0.0
+        )
+    model = copy.deepcopy(_BACKBONES[key])
+    model.dropout.p = model.config.dropout_rate = dropout_rate
+    model.to(args.device)
+    return model.to(memory_format=torch.channels_last) if args.channels_last else model
+
+
+def train_pretrained(
+    args: PretrainedArguments, data: StyleImages, *, cue_agreement: float, dropout_rate: float, seed: int
+) -> list[dict]:
+    """One seeded fine-tuning run; one row per budget. Same arguments give the same numbers on CPU."""
+    start = time.perf_counter()
+    run = PretrainedRun(args, data, cue_agreement=cue_agreement, seed=seed)
+    rows = run.train(pretrained_model(args, data.num_classes, dropout_rate))
+    setting = {
+        "cue_agreement": cue_agreement,
+        "setting": "fine-tuned",
+        "dropout_rate": dropout_rate,
+        "seed": seed,
+    }
+    seconds = time.perf_counter() - start
+    return [setting | row | {"seconds": seconds} for row in rows]
+
+
+def probe_pretrained(
+    args: PretrainedArguments, data: StyleImages, *, cue_agreement: float, seed: int
+) -> dict:
+    """The reference with no fine-tuning: the pretrained features' probe and the zero head's measurements."""
+    run = PretrainedRun(args, data, cue_agreement=cue_agreement, seed=seed)
+    row = {
+        "cue_agreement": cue_agreement,
+        "setting": "pretrained features",
+        "dropout_rate": 0.0,
+        "seed": seed,
+    }
+    measured = run.probe(pretrained_model(args, data.num_classes, 0.0))
+    head = {metric: math.nan for metric in PRETRAINED_METRICS if metric not in measured}  # no head trained
+    return row | {"steps": 0, "selected_step": 0} | head | measured | {"seconds": 0.0}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(args: PretrainedArguments, data: StyleImages, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(args=args, data=data)
+
+
+def _run_job(job: tuple[float, float, int]) -> list[dict]:
+    cue_agreement, dropout_rate, seed = job
+    return train_pretrained(
+        _WORKER["args"], _WORKER["data"], cue_agreement=cue_agreement, dropout_rate=dropout_rate, seed=seed
+    )
+
+
+def run_pretrained(experiment: ExperimentArguments, args: PretrainedArguments) -> list[dict]:
+    """Every (cue agreement, dropout rate, seed): one fine-tuning run, measured at every budget; plus the
+    pretrained features' reference per (cue agreement, seed). `args.workers` runs at a time."""
+    data = load_style_images(args)
+    jobs = list(itertools.product(args.cue_agreements, experiment.dropout_rates, experiment.seeds))
+    if args.workers == 1:
+        _start_worker(args, data, args.cpu_threads)
+        results = map(_run_job, jobs)
+    else:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(
+            args.workers, initializer=_start_worker, initargs=(args, data, args.cpu_threads)
+        )
+        results = pool.imap(_run_job, jobs)
+    rows = []
+    for job, job_rows in zip(jobs, results):
+        rows += job_rows
+        last = job_rows[-1]
+        print(
+            f"cue {job[0]:g}, p={job[1]:g}, seed {job[2]}: {last['steps']} steps in {last['seconds']:.1f} s, "
+            f"o.o.d. no cue {last['ood_no_cue']:.1f}%",
+            flush=True,
+        )
+    if args.workers > 1:
+        pool.close()
+        pool.join()
+    for cue_agreement, seed in itertools.product(args.cue_agreements, experiment.seeds):
+        rows.append(probe_pretrained(args, data, cue_agreement=cue_agreement, seed=seed))
+    return rows
+
+
+def pretrained_table(summary: list[dict]) -> str:
+    """One line per (cue agreement, budget, setting): every measurement as mean ± std over seeds."""
+    titles = " | ".join(PRETRAINED_TITLES[m] for m in PRETRAINED_METRICS)
+    lines = [f"| cue agreement | steps | setting | {titles} |", "|" + "---:|" * (3 + len(PRETRAINED_METRICS))]
+    for entry in summary:
+        setting = entry["setting"] if entry["steps"] == 0 else f"p={entry['dropout_rate']:g}"
+        cells = " | ".join(
+            "—" if math.isnan(entry[m]) else f"{entry[m]:.1f} ± {entry[f'{m}_std']:.1f}"
+            for m in PRETRAINED_METRICS
+        )
+        steps = entry["steps"] or "no training"
+        cue = f"{entry['cue_agreement']:g}" if entry["cue_agreement"] else "no cue"
+        lines.append(f"| {cue} | {steps} | {setting} | {cells} |")
+    return "\n".join(lines)
+
+
+def plot_pretrained(summary: list[dict], path: Path, title: str) -> None:
+    """One column per cue agreement: o.o.d. accuracy (held-out style, cue removed; top), validation accuracy with
+    the cue flipped (middle) and the probe of the fine-tuned features on the held-out style (bottom) against the
+    dropout rate, one line per budget (± std over seeds); the pretrained features' probe dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cues = sorted({e["cue_agreement"] for e in summary})
+    budgets = sorted({e["steps"] for e in summary if e["steps"]})
+    metrics = ("ood_no_cue", "validation_flipped", "probe_ood")
+    figure, axes = plt.subplots(
+        len(metrics),
+        len(cues),
+        figsize=(max(8.0, 4.6 * len(cues)), 10),
+        squeeze=False,
+        sharex=True,
+        sharey="row",
+    )
+    colours = plt.cm.viridis([0.1 + 0.75 * i / max(1, len(budgets) - 1) for i in range(len(budgets))])
+    for column, cue in enumerate(cues):
+        for row, metric in enumerate(metrics):
+            axis = axes[row, column]
+            for steps, colour in zip(budgets, colours):
+                curve = [e for e in summary if (e["cue_agreement"], e["steps"]) == (cue, steps)]
+                axis.errorbar(
+                    [e["dropout_rate"] for e in curve],
+                    [e[metric] for e in curve],
+                    yerr=[e[f"{metric}_std"] for e in curve],
+                    marker="o",
+                    capsize=3,
+                    color=colour,
+                    label=f"fine-tuned, {steps} steps",
+                )
+            (reference,) = [e for e in summary if (e["cue_agreement"], e["steps"]) == (cue, 0)]
+            if metric == "probe_ood":
+                axis.axhline(
+                    reference[metric], ls=":", color="tab:red", label="probe of the pretrained features"
+                )
+            axis.grid(alpha=0.3)
+            axis.set_ylabel(f"{PRETRAINED_TITLES[metric]} (%)", fontsize=8)
+        axes[0, column].set_title(f"cue agreement {cue:g}" if cue else "no cue (control)")
+        axes[-1, column].set_xlabel("dropout rate p")
+    handles, labels = axes[-1, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    figure.suptitle(textwrap.fill(title, 120), fontsize=8)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def report_pretrained(
+    experiment: ExperimentArguments, args: PretrainedArguments, rows: list[dict]
+) -> tuple[str, list[dict]]:
+    """Writes `results.csv`, `results.md` and the figure into `experiment.output_dir`; returns the printed text
+    and the summary (mean ± std over seeds per setting)."""
+    summary = summarise(rows, PRETRAINED_KEYS, PRETRAINED_METRICS, ("cue_agreement", "steps", "dropout_rate"))
+    output_dir = Path(experiment.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    heading = (
+        f"Redundant features, pretrained scale: {args.backbone} fine-tuned on styles at {args.image_size} px, "
+        f"{args.test_domain} held out, a {args.cue_width}-px frame in a class colour that agrees with the label "
+        f"in {', '.join(f'{a:g}' for a in args.cue_agreements)} of training images (0 = grey, no cue); AdamW "
+        f"{args.learning_rate:g} (head x{args.classifier_lr_multiplier:g}), constant, {args.per_domain_batch_size} "
+        f"images per style a step; best training-domain validation checkpoint within each budget; seeds "
+        f"{experiment.seeds}; accuracies in %, mean ± std over seeds (ddof 1)."
+    )
+    table = pretrained_table(summary)
+    write_csv(rows, output_dir / "results.csv")
+    (output_dir / "results.md").write_text(f"{heading}\n\n{table}\n\nArguments: {asdict(args)}\n")
+    plot_pretrained(summary, output_dir / "redundant_features_pretrained.png", heading.split(";")[0])
+    return f"{heading}\n\n{table}", summary
+
+
 @dataclass(frozen=True)
 class Scale:
     """One scale of the experiment: its arguments (a dataclass for `HfArgumentParser`), the runs (one row per run
@@ -455,21 +1089,50 @@ class Scale:
     arguments: type
     run: Callable[[ExperimentArguments, Any], list[dict]]
     report: Callable[[ExperimentArguments, Any, list[dict]], tuple[str, list[dict]]]
+    seeds: tuple[int, ...]
+    dropout_rates: tuple[float, ...]
+    output_dir: str
 
 
-SCALES = {"linear": Scale(LinearArguments, run_linear, report_linear)}
+SCALES = {
+    "linear": Scale(
+        LinearArguments,
+        run_linear,
+        report_linear,
+        (0, 1, 2, 3, 4),
+        (0.0, 0.25, 0.5, 0.75, 0.9, 0.95),
+        "runs/redundant_features",
+    ),
+    "pretrained": Scale(
+        PretrainedArguments,
+        run_pretrained,
+        report_pretrained,
+        (0, 1, 2),
+        (0.0, 0.5, 0.9),
+        "runs/redundant_features_pretrained",
+    ),
+}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """Parses the arguments of every scale, runs the chosen one and writes its report; returns its summary."""
-    parser = HfArgumentParser([ExperimentArguments] + [scale.arguments for scale in SCALES.values()])
-    experiment, *scale_arguments = parser.parse_args_into_dataclasses(
-        args=sys.argv[1:] if argv is None else argv
+    """Parses the arguments of the chosen scale, runs it and writes its report; returns its summary.
+
+    Each scale has its own arguments (`--scale pretrained --help` lists the pretrained scale's)."""
+    import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = argparse.ArgumentParser(add_help=False)
+    chosen.add_argument("--scale", default=ExperimentArguments.scale)
+    name = chosen.parse_known_args(argv)[0].scale
+    if name not in SCALES:
+        raise ValueError(f"scale={name!r} is not one of {sorted(SCALES)}")
+    scale = SCALES[name]
+    experiment, args = HfArgumentParser([ExperimentArguments, scale.arguments]).parse_args_into_dataclasses(
+        args=argv
     )
-    scale = SCALES[experiment.scale]
-    (args,) = [a for a in scale_arguments if isinstance(a, scale.arguments)]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads cost more than they save
+    if name == "linear":
+        torch.set_num_threads(1)  # tiny tensors: threads cost more than they save
     start = time.perf_counter()
     try:
         rows = scale.run(experiment, args)
