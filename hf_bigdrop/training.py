@@ -7,12 +7,15 @@
 - `create_scheduler`: the paper's step schedule (learning rate times `lr_gamma` at each of `lr_milestones`);
 - `get_train_dataloader`: domain-balanced batches (`per_domain_batch_size` examples of every training domain);
 - `evaluate`: per-domain evaluation sets named `val_<domain>` / `test_<domain>` / `oracle_<domain>`, plus their
-  means (`eval_val_accuracy`, ...) so that checkpoint selection reads the training domains' validation accuracy.
+  means (`eval_val_accuracy`, ...) so that checkpoint selection reads the training domains' validation accuracy;
+  with `weight_averaging_start_step` / `ensemble_start_step`, the trajectory weight average (`eval_wa_...`) and the
+  trajectory ensemble (`eval_ens_...`) are evaluated beside the live model with the same keys.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,8 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import seed_worker
+from transformers.trainer_utils import get_last_checkpoint, seed_worker
 
+from .averaging import TrajectoryEnsemble, WeightAveragingCallback, has_trained_batchnorm
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids, domain_names
 from .modelcard import write_model_card
 from .results import RunResults
@@ -94,6 +98,37 @@ class BigDropTrainingArguments(TrainingArguments):
         },
     )
 
+    weight_averaging_start_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory weight averaging: a uniform mean of the weights of every step from this one on, "
+            "evaluated beside the live model as eval_wa_* (paper: 300). Unset: off."
+        },
+    )
+    weight_averaging_every: int = field(
+        default=1, metadata={"help": "Add the weights to the average every this many steps (paper: 1)."}
+    )
+    weight_averaging_device: str | None = field(
+        default=None,
+        metadata={
+            "help": "Device of the weight average (e.g. 'cpu' to spare accelerator memory); default: the model's."
+        },
+    )
+    weight_averaging_bn_batches: int = field(
+        default=50,
+        metadata={
+            "help": "With BatchNorm that trains (freeze_batchnorm=False): training batches that re-estimate the "
+            "statistics of the average before it is evaluated. Frozen BatchNorm needs none."
+        },
+    )
+    ensemble_start_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory ensemble: sum the live model's logits at every evaluation from this step on and "
+            "report the ensemble as eval_ens_* (paper: 300). Unset: off."
+        },
+    )
+
     def __post_init__(self):
         if self.metric_for_best_model is None and self.load_best_model_at_end:
             self.metric_for_best_model = "oracle_accuracy" if self.oracle_selection else "val_accuracy"
@@ -111,7 +146,23 @@ class BigDropTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"per_domain_batch_size must be a positive integer, got {self.per_domain_batch_size}."
             )
+        for name in ("weight_averaging_start_step", "ensemble_start_step"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (or unset), got {getattr(self, name)}.")
+        if self.weight_averaging_every < 1:
+            raise ValueError(
+                f"weight_averaging_every must be a positive integer, got {self.weight_averaging_every}."
+            )
+        if self.weight_averaging_bn_batches < 1:
+            raise ValueError(
+                f"weight_averaging_bn_batches must be a positive integer, got {self.weight_averaging_bn_batches}."
+            )
         metric = (self.metric_for_best_model or "").removeprefix("eval_")
+        if metric.startswith(("wa_", "ens_")):
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model!r}: checkpoints hold the live model; the weight "
+                "average and the ensemble are selected from the evaluation log (hf_bigdrop.selection)."
+            )
         if metric.startswith("test_"):
             raise ValueError(
                 f"metric_for_best_model={self.metric_for_best_model!r} selects on the reported o.o.d. accuracy "
@@ -196,6 +247,30 @@ class BigDropTrainer(Trainer):
             # The Trainer's progress, throughput and epoch arithmetic read the per-device batch size from here.
             num_domains = len(np.unique(domain_ids(self.train_dataset)))
             self._train_batch_size = self.args.per_domain_batch_size * num_domains
+        self.weight_averaging: WeightAveragingCallback | None = None
+        self.trajectory_ensemble: TrajectoryEnsemble | None = None
+        if self.args.weight_averaging_start_step is not None:
+            self.weight_averaging = WeightAveragingCallback(
+                self.args.weight_averaging_start_step,
+                every=self.args.weight_averaging_every,
+                device=self.args.weight_averaging_device,
+            )
+            self.add_callback(self.weight_averaging)
+        if self.args.ensemble_start_step is not None:
+            self.trajectory_ensemble = TrajectoryEnsemble(self.args.ensemble_start_step)
+            self.add_callback(self.trajectory_ensemble)
+        self._nested_evaluation = False
+        self._evaluating_average = False
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """The Trainer's `train`; when resuming, the weight average and the ensemble resume from the checkpoint."""
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        for callback in (self.weight_averaging, self.trajectory_ensemble):
+            if callback is not None:
+                callback.resume_from = checkpoint or None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def create_model_card(self, *args, **kwargs) -> None:
         """The o.o.d. model card when `model_card_results` is set, else the Trainer's own card."""
@@ -287,13 +362,58 @@ class BigDropTrainer(Trainer):
         With `eval_dataset={"val_photo": ..., "val_sketch": ..., "test_art": ...}` (see `per_domain_eval_sets`),
         this adds `eval_val_accuracy` (the mean over training domains: DomainBed's training-domain validation),
         `eval_val_worst_accuracy`, `eval_test_accuracy` and `eval_test_worst_accuracy`.
+
+        With trajectory weight averaging on (and at least one step averaged), the average is evaluated too: its
+        weights are put into the model for the evaluation and the live ones restored bitwise afterwards
+        (`eval_wa_val_photo_accuracy`, ..., `eval_wa_val_accuracy`). With the trajectory ensemble on, each live
+        evaluation from `ensemble_start_step` on joins it (`eval_ens_...`).
         """
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        summary = summarize_domain_metrics(metrics, metric_key_prefix)
+        if self._nested_evaluation:  # one set of the Trainer's loop over a dict of evaluation sets
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        self._nested_evaluation = True
+        try:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            averaging = self.weight_averaging
+            if averaging is not None and averaging.n_averaged > 0:
+                self._evaluating_average = True
+                with averaging.evaluating_average(self.model, self._batchnorm_batches()):
+                    metrics.update(super().evaluate(eval_dataset, ignore_keys, f"{metric_key_prefix}_wa"))
+        finally:
+            self._nested_evaluation = self._evaluating_average = False
+        summary = {}
+        for method_prefix in (metric_key_prefix, f"{metric_key_prefix}_wa", f"{metric_key_prefix}_ens"):
+            summary.update(summarize_domain_metrics(metrics, method_prefix))
         if summary:
             metrics.update(summary)
             self.log(summary)
         return metrics
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """The Trainer's loop; a live evaluation from `ensemble_start_step` on also joins the trajectory ensemble."""
+        ensemble = None if self._evaluating_average else self.trajectory_ensemble
+        if ensemble is not None and self.state.global_step >= ensemble.start_step:
+            prediction_loss_only = False  # the ensemble needs the logits even without compute_metrics
+        output = super().evaluation_loop(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+        if ensemble is not None and output.predictions is not None and output.label_ids is not None:
+            logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+            head, _, name = metric_key_prefix.partition("_")
+            accuracy = ensemble.add(name or head, self.state.global_step, logits, output.label_ids)
+            if accuracy is not None:
+                output.metrics[f"{head}_ens_{name}_accuracy" if name else f"{head}_ens_accuracy"] = accuracy
+        return output
+
+    def _batchnorm_batches(self):
+        """Training batches' pixels to re-estimate BatchNorm statistics of the average (None if BN is frozen)."""
+        if not has_trained_batchnorm(self.model):
+            return None
+        loader = self.get_train_dataloader()
+        return (
+            batch["pixel_values"] for batch in itertools.islice(loader, self.args.weight_averaging_bn_batches)
+        )
 
 
 def summarize_domain_metrics(metrics: dict[str, float], prefix: str = "eval") -> dict[str, float]:
