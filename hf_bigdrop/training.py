@@ -19,6 +19,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -29,15 +30,16 @@ from transformers.trainer_utils import get_last_checkpoint, seed_worker
 
 from .averaging import TrajectoryEnsemble, WeightAveragingCallback, has_trained_batchnorm
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids, domain_names
-from .modelcard import write_model_card
-from .results import RunResults
-
-# Evaluation sets are named "<group>_<domain>"; each group is averaged over its domains.
-EVAL_GROUPS = {
-    "val": "validation split of the training domains (DomainBed's training-domain validation)",
-    "test": "held-out test domains (out of distribution)",
-    "oracle": "validation split of the held-out domains (oracle selection only)",
-}
+from .selection import (
+    EVAL_GROUPS,
+    LAST_STEP,
+    ORACLE,
+    SELECTION_STRATEGIES,
+    TRAINING_DOMAIN_VALIDATION,
+    Selection,
+    check_strategy,
+    select_all,
+)
 
 
 @dataclass
@@ -46,6 +48,9 @@ class BigDropTrainingArguments(TrainingArguments):
 
     By default checkpoints are selected by the training domains' validation accuracy (`eval_val_accuracy`, the mean
     over training domains); held-out domains never drive selection unless `oracle_selection=True`.
+    `selection_strategy` (see `hf_bigdrop.selection`) is applied alike to the live model, the trajectory weight
+    average and the trajectory ensemble; with `load_best_model_at_end` the live model's selected checkpoint is the
+    one the Trainer loads.
     """
 
     remove_unused_columns: bool = field(
@@ -98,6 +103,15 @@ class BigDropTrainingArguments(TrainingArguments):
         },
     )
 
+    selection_strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "Which evaluation step each method reports: training_domain_validation | oracle | last_step. "
+            "Unset: oracle with oracle_selection, training_domain_validation with load_best_model_at_end, "
+            "else last_step.",
+            "choices": list(SELECTION_STRATEGIES),
+        },
+    )
     weight_averaging_start_step: int | None = field(
         default=None,
         metadata={
@@ -130,8 +144,28 @@ class BigDropTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if self.selection_strategy is None:
+            if self.oracle_selection:
+                self.selection_strategy = ORACLE
+            else:
+                self.selection_strategy = (
+                    TRAINING_DOMAIN_VALIDATION if self.load_best_model_at_end else LAST_STEP
+                )
+        check_strategy(self.selection_strategy)
+        if self.selection_strategy == ORACLE:
+            self.oracle_selection = True
+        if self.load_best_model_at_end and self.selection_strategy == LAST_STEP:
+            raise ValueError(
+                "selection_strategy='last_step' keeps the last model: unset load_best_model_at_end, or select "
+                "with 'training_domain_validation'."
+            )
+        if not self.load_best_model_at_end and self.selection_strategy != LAST_STEP:
+            raise ValueError(
+                f"selection_strategy={self.selection_strategy!r} selects a checkpoint: set load_best_model_at_end "
+                "(with matching eval and save steps) so that the saved model is the selected one, or use 'last_step'."
+            )
         if self.metric_for_best_model is None and self.load_best_model_at_end:
-            self.metric_for_best_model = "oracle_accuracy" if self.oracle_selection else "val_accuracy"
+            self.metric_for_best_model = f"{SELECTION_STRATEGIES[self.selection_strategy]}_accuracy"
             self.greater_is_better = True
         super().__post_init__()
         if self.classifier_lr_multiplier <= 0:
@@ -200,30 +234,6 @@ def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dat
     return sets
 
 
-def _with_head_groups(optimizer_cls: type[torch.optim.Optimizer], head: torch.nn.Module, head_lr: float):
-    """A subclass of `optimizer_cls` that gives the classifier's parameters their own groups at `head_lr`.
-
-    The Trainer still builds the parameter groups (weight decay, device meshes, ...); each group is split in two,
-    the classifier's share keeping the group's settings but not its learning rate.
-    """
-    head_ids = {id(p) for p in head.parameters()}
-
-    class WithClassifierGroups(optimizer_cls):
-        def __init__(self, params, *args, **kwargs):
-            groups = []
-            for group in params:
-                group = group if isinstance(group, dict) else {"params": [group]}
-                members = list(group["params"])
-                rest = [p for p in members if id(p) not in head_ids]
-                ours = [p for p in members if id(p) in head_ids]
-                groups += [{**group, "params": rest}] if rest else []
-                groups += [{**group, "params": ours, "lr": head_lr}] if ours else []
-            super().__init__(groups, *args, **kwargs)
-
-    WithClassifierGroups.__name__ = WithClassifierGroups.__qualname__ = optimizer_cls.__name__
-    return WithClassifierGroups
-
-
 def _step_schedule(milestones: list[int], gamma: float, warmup_steps: int):
     def factor(step: int) -> float:
         warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
@@ -236,17 +246,11 @@ class BigDropTrainer(Trainer):
     """A `Trainer` with the paper's protocol (see `BigDropTrainingArguments`). The plain `Trainer` works too."""
 
     args: BigDropTrainingArguments
-    #: Set after training (see examples/run_ood.py): `push_to_hub` then uploads the o.o.d. model card.
-    model_card_results: RunResults | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.args.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if self.args.per_domain_batch_size is not None and isinstance(self.train_dataset, datasets.Dataset):
-            # The Trainer's progress, throughput and epoch arithmetic read the per-device batch size from here.
-            num_domains = len(np.unique(domain_ids(self.train_dataset)))
-            self._train_batch_size = self.args.per_domain_batch_size * num_domains
         self.weight_averaging: WeightAveragingCallback | None = None
         self.trajectory_ensemble: TrajectoryEnsemble | None = None
         if self.args.weight_averaging_start_step is not None:
@@ -273,14 +277,18 @@ class BigDropTrainer(Trainer):
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def create_model_card(self, *args, **kwargs) -> None:
-        """The o.o.d. model card when `model_card_results` is set, else the Trainer's own card."""
-        if self.model_card_results is None:
-            return super().create_model_card(*args, **kwargs)
-        if self.is_world_process_zero():
-            write_model_card(self.model_card_results, self.args.output_dir, model_id=self.hub_model_id)
+        """The Trainer's model card, unless `output_dir` already holds one (e.g. the o.o.d. card of
+        `examples/run_ood.py`, written from the run's results), which `push_to_hub` then uploads unchanged."""
+        if (Path(self.args.output_dir) / "README.md").exists():
+            return None
+        return super().create_model_card(*args, **kwargs)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        """The Trainer's optimizer, with the classifier in parameter groups of its own learning rate."""
+        """The Trainer's optimizer; with `classifier_lr_multiplier`, explicit parameter groups for the classifier.
+
+        The groups are the Trainer's (weights decay, biases and norms do not), each split into the backbone's share
+        and the classifier's, whose learning rate is `learning_rate x classifier_lr_multiplier`.
+        """
         if self.optimizer is not None:
             return self.optimizer
         model = self.model if model is None else model
@@ -290,31 +298,62 @@ class BigDropTrainer(Trainer):
                 optimizer_kwargs.setdefault("momentum", self.args.sgd_momentum)
             self.optimizer_cls_and_kwargs = (optimizer_cls, optimizer_kwargs)
         multiplier = self.args.classifier_lr_multiplier
-        if multiplier != 1.0:
-            head = getattr(model, "classifier", None)
-            if not isinstance(head, torch.nn.Module):
-                raise ValueError(
-                    f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
-                    f"{type(model).__name__} has none."
-                )
-            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
-            head_lr = optimizer_kwargs["lr"] * multiplier
-            self.optimizer_cls_and_kwargs = (
-                _with_head_groups(optimizer_cls, head, head_lr),
-                optimizer_kwargs,
+        if multiplier == 1.0:
+            return super().create_optimizer(model)
+        head = getattr(model, "classifier", None)
+        if not isinstance(head, torch.nn.Module):
+            raise ValueError(
+                f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
+                f"{type(model).__name__} has none."
             )
-        return super().create_optimizer(model)
+        optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        if not isinstance(optimizer_cls, type) or {"params", "model", "optimizer_dict"} & set(
+            optimizer_kwargs
+        ):
+            raise ValueError(
+                f"classifier_lr_multiplier={multiplier} needs a standard torch optimizer; optim={self.args.optim!r} "
+                "builds its own parameter groups."
+            )
+        self.optimizer = optimizer_cls(
+            classifier_parameter_groups(
+                model,
+                head,
+                decay_names=set(self.get_decay_parameter_names(model)),
+                weight_decay=self.args.weight_decay,
+                head_lr=optimizer_kwargs["lr"] * multiplier,
+            ),
+            **optimizer_kwargs,
+        )
+        return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         """The step schedule when `lr_milestones` are set, else the Trainer's `lr_scheduler_type`."""
-        if self.lr_scheduler is None and self.args.lr_milestones:
+        created = self.lr_scheduler is None
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if created and self.args.lr_milestones:
+            # Built over the Trainer's own scheduler (so the Trainer rebuilds it on the next `train`), from the
+            # learning rates it recorded as each group's `initial_lr`.
             optimizer = optimizer if optimizer is not None else self.optimizer
             warmup = self.args.get_warmup_steps(num_training_steps)
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, _step_schedule(list(self.args.lr_milestones), self.args.lr_gamma, warmup)
             )
-            self._created_lr_scheduler = True
-        return super().create_scheduler(num_training_steps, optimizer)
+            return self.lr_scheduler
+        return scheduler
+
+    def get_total_train_batch_size(self, args: TrainingArguments) -> int:
+        """The Trainer's total batch size; with `per_domain_batch_size`, that many examples of every domain."""
+        if args.per_domain_batch_size is None or not isinstance(self.train_dataset, datasets.Dataset):
+            return super().get_total_train_batch_size(args)
+        return self._domain_batch_size() * args.gradient_accumulation_steps * args.world_size
+
+    def _domain_batch_size(self) -> int:
+        return self.args.per_domain_batch_size * len(np.unique(domain_ids(self.train_dataset)))
+
+    def select_models(self) -> dict[str, Selection]:
+        """Per method (`live`, `trajectory_wa`, `trajectory_ensemble`), the evaluation step `selection_strategy`
+        selects and the per-domain accuracies there, read from this run's evaluation log."""
+        return select_all(self.state.log_history, self.args.selection_strategy)
 
     def get_train_dataloader(self) -> DataLoader:
         """Domain-balanced batches when `per_domain_batch_size` is set, else the Trainer's own loader."""
@@ -329,7 +368,7 @@ class BigDropTrainer(Trainer):
             # One epoch is the whole run: every process draws its own batches from one seeded stream.
             batches = self.args.max_steps * self.args.gradient_accumulation_steps * self.args.world_size
         else:
-            batches = math.ceil(len(ids) / self._train_batch_size)
+            batches = math.ceil(len(ids) / self._domain_batch_size())
         # Each batch's augmentation is seeded by its position in the run, so a resumed run is exact.
         sampler = SeededBatchSampler(
             DomainBalancedBatchSampler(
@@ -416,6 +455,38 @@ class BigDropTrainer(Trainer):
         )
 
 
+def classifier_parameter_groups(
+    model: torch.nn.Module,
+    head: torch.nn.Module,
+    *,
+    decay_names: set[str],
+    weight_decay: float,
+    head_lr: float,
+) -> list[dict]:
+    """Optimizer parameter groups: (backbone, classifier) x (weight decay, none); the classifier's at `head_lr`.
+
+    Args:
+        model (`torch.nn.Module`): the model whose trainable parameters are grouped.
+        head (`torch.nn.Module`): its classifier.
+        decay_names (`set[str]`): names of the parameters that decay (`Trainer.get_decay_parameter_names`).
+        weight_decay (`float`): their weight decay.
+        head_lr (`float`): the classifier's learning rate.
+    """
+    head_ids = {id(p) for p in head.parameters()}
+    groups = []
+    for in_head in (False, True):
+        for decays in (True, False):
+            params = [
+                p
+                for name, p in model.named_parameters()
+                if p.requires_grad and (id(p) in head_ids) == in_head and (name in decay_names) == decays
+            ]
+            if params:
+                group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+                groups.append({**group, "lr": head_lr} if in_head else group)
+    return groups
+
+
 def summarize_domain_metrics(metrics: dict[str, float], prefix: str = "eval") -> dict[str, float]:
     """Mean and worst `accuracy` over the `<prefix>_<group>_<domain>_accuracy` entries of each group."""
     summary = {}
@@ -436,6 +507,7 @@ __all__ = [
     "BigDropTrainer",
     "BigDropTrainingArguments",
     "EVAL_GROUPS",
+    "classifier_parameter_groups",
     "per_domain_eval_sets",
     "summarize_domain_metrics",
 ]
