@@ -7,22 +7,34 @@ Along one trajectory, at no extra training cost (both are `TrainerCallback`s tha
 - `TrajectoryEnsemble`: at each evaluation from `start_step` on, the live model's logits summed per evaluation
   set; the ensemble predicts the argmax of the sum (no model copies).
 
-`average_state_dicts` is the building block of the soups across runs.
+Across finished runs (the output_dirs of `examples/run_ood.py`, each with its selected model and `results.json`):
+
+- `uniform_soup`: the mean of the runs' weights;
+- `greedy_soup`: model-soups' greedy recipe: runs sorted by training-domain validation accuracy (descending), each
+  kept only if it strictly improves the soup's training-domain validation accuracy;
+- `ensemble_runs`: a model whose logits are the mean of the runs' logits.
+
+Runs are combined only if they share dataset, backbone (the same pretrained initialisation), label set and
+training / held-out domains. `average_state_dicts` is the building block of the soups.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, update_bn
-from transformers import TrainerCallback
+from transformers import PreTrainedModel, TrainerCallback
+from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .results import RunResults
 
 WEIGHT_AVERAGE_FILE = "weight_average.safetensors"
 TRAJECTORY_ENSEMBLE_FILE = "trajectory_ensemble.safetensors"
@@ -336,11 +348,155 @@ class TrajectoryEnsemble(TrainerCallback):
                 self.last_step[name] = int(value)
 
 
+def _run_description(run_dir: Path) -> dict:
+    """What must agree for runs to be combined: from each run's results.json and config.json."""
+    results = RunResults.load(run_dir)
+    config_file = run_dir / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"no config.json in {run_dir}: is it the output_dir of a finished run?")
+    config = json.loads(config_file.read_text())
+    return {
+        "dataset": results.dataset,
+        "backbone": results.backbone,
+        "label set": {str(k): v for k, v in config.get("id2label", {}).items()},
+        "training domains": sorted(results.train_domains),
+        "held-out domains": sorted(results.test_domains),
+        "_validation": results.mean_validation_accuracy,
+    }
+
+
+def check_compatible_runs(run_dirs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Checks that finished runs can be averaged or ensembled together, and returns their folders.
+
+    Runs must share dataset, backbone (soups average models fine-tuned from one pretrained initialisation),
+    label set and training / held-out domains.
+
+    Raises:
+        `ValueError`: no run, or a run that differs from the first one (the message names both and the difference).
+        `FileNotFoundError`: a folder without `results.json` / `config.json`.
+    """
+    folders = [Path(run_dir) for run_dir in run_dirs]
+    if not folders:
+        raise ValueError("no run to combine")
+    first = _run_description(folders[0])
+    for folder in folders[1:]:
+        other = _run_description(folder)
+        for what, value in first.items():
+            if not what.startswith("_") and other[what] != value:
+                raise ValueError(
+                    f"cannot combine {folder} with {folders[0]}: different {what} ({other[what]!r} vs {value!r}); "
+                    "only runs of one dataset, backbone, label set and held-out domains are combined"
+                )
+    return folders
+
+
+def _state_dict(run_dir: Path) -> dict[str, torch.Tensor]:
+    weights = run_dir / "model.safetensors"
+    if weights.exists():
+        return load_file(weights)
+    return _load_model(run_dir).state_dict()
+
+
+def _load_model(run_dir: Path) -> PreTrainedModel:
+    from transformers import AutoModelForImageClassification
+
+    return AutoModelForImageClassification.from_pretrained(run_dir).eval()
+
+
+def _model_with(run_dir: Path, state_dict: Mapping[str, torch.Tensor]) -> PreTrainedModel:
+    model = _load_model(run_dir)
+    model.load_state_dict(state_dict)
+    return model
+
+
+def uniform_soup(run_dirs: Sequence[str | os.PathLike]) -> PreTrainedModel:
+    """The uniform soup: one model whose weights are the mean of the runs' selected models.
+
+    Args:
+        run_dirs (`Sequence[str | os.PathLike]`): output_dirs of finished, compatible runs
+            (see `check_compatible_runs`).
+
+    Returns:
+        `PreTrainedModel`: the soup (a `BigDropForImageClassification` for runs of `examples/run_ood.py`), in eval
+        mode; `save_pretrained` makes it a checkpoint like any run's.
+    """
+    folders = check_compatible_runs(run_dirs)
+    return _model_with(folders[0], average_state_dicts(_state_dict(folder) for folder in folders))
+
+
+def greedy_soup(
+    run_dirs: Sequence[str | os.PathLike], validation_accuracy: Callable[[PreTrainedModel], float]
+) -> tuple[PreTrainedModel, list[Path]]:
+    """model-soups' greedy soup, chosen on training-domain validation accuracy only.
+
+    The runs are sorted by the training-domain validation accuracy their `results.json` records (descending); the
+    soup starts from the best one, and each next run is kept only if the soup with it (the uniform mean of the
+    kept runs) has a strictly higher `validation_accuracy`. Held-out domains never choose ingredients: pass a
+    function that measures the training domains' validation split.
+
+    Args:
+        run_dirs (`Sequence[str | os.PathLike]`): output_dirs of finished, compatible runs.
+        validation_accuracy (`Callable[[PreTrainedModel], float]`): the mean training-domain validation accuracy
+            of a model.
+
+    Returns:
+        `tuple[PreTrainedModel, list[Path]]`: the soup (eval mode) and the runs it holds, in the order added.
+    """
+    folders = check_compatible_runs(run_dirs)
+    ranked = sorted(folders, key=lambda folder: -_run_description(folder)["_validation"])
+    kept = [ranked[0]]
+    soup = _state_dict(ranked[0])
+    model = _model_with(ranked[0], soup)
+    best = validation_accuracy(model)
+    for folder in ranked[1:]:
+        n = len(kept)
+        candidate = average_state_dicts([soup, _state_dict(folder)], weights=[n, 1])
+        model.load_state_dict(candidate)
+        score = validation_accuracy(model)
+        if score > best:
+            soup, best = candidate, score
+            kept.append(folder)
+    model.load_state_dict(soup)
+    return model, kept
+
+
+class LogitEnsemble(torch.nn.Module):
+    """Several image classifiers as one: the logits are the mean of the members' logits (not of probabilities).
+
+    Args:
+        members (`Sequence[torch.nn.Module]`): models that map `pixel_values` to outputs with `logits`.
+    """
+
+    def __init__(self, members: Sequence[torch.nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = torch.nn.ModuleList(members)
+        self.config = getattr(members[0], "config", None)
+
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs
+    ) -> ImageClassifierOutput:
+        logits = torch.stack([member(pixel_values=pixel_values).logits for member in self.members]).mean(0)
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels)
+        return ImageClassifierOutput(loss=loss, logits=logits)
+
+
+def ensemble_runs(run_dirs: Sequence[str | os.PathLike]) -> LogitEnsemble:
+    """The ensemble of finished, compatible runs' selected models: mean of their logits (see `LogitEnsemble`)."""
+    return LogitEnsemble([_load_model(folder) for folder in check_compatible_runs(run_dirs)]).eval()
+
+
 __all__ = [
+    "LogitEnsemble",
     "TRAJECTORY_ENSEMBLE_FILE",
     "WEIGHT_AVERAGE_FILE",
     "TrajectoryEnsemble",
     "WeightAveragingCallback",
     "average_state_dicts",
+    "check_compatible_runs",
+    "ensemble_runs",
+    "greedy_soup",
     "has_trained_batchnorm",
+    "uniform_soup",
 ]
