@@ -431,7 +431,9 @@ class BigDropTrainer(Trainer):
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
         """The Trainer's loop; a live evaluation from `ensemble_start_step` on also joins the trajectory ensemble."""
-        ensemble = None if self._evaluating_average else self.trajectory_ensemble
+        # Only the live model's evaluations join (not the average's, nor `predict`).
+        joins = self._nested_evaluation and not self._evaluating_average
+        ensemble = self.trajectory_ensemble if joins else None
         if ensemble is not None and self.state.global_step >= ensemble.start_step:
             prediction_loss_only = False  # the ensemble needs the logits even without compute_metrics
         output = super().evaluation_loop(

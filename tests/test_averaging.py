@@ -184,6 +184,8 @@ def test_with_learning_rate_zero_average_and_ensemble_equal_the_live_model(tmp_p
     logged = [e for e in trainer.state.log_history if "eval_wa_val_accuracy" in e]
     assert [e["step"] for e in logged] == [2, 4, 6, 6]
     assert trainer.trajectory_ensemble.members["val_art"] == 3  # steps 2, 4, 6
+    trainer.predict(trainer.eval_dataset["val_art"])  # predictions are not evaluations: they never join
+    assert trainer.trajectory_ensemble.members == {"val_art": 3, "val_photo": 3, "test_sketch": 3}
 
 
 def test_evaluating_the_average_leaves_the_live_weights_bitwise_unchanged(tmp_path):
