@@ -171,12 +171,31 @@ class RunResults:
         if not path.exists():
             raise FileNotFoundError(f"No {RESULTS_FILE} at {path}: is it the output_dir of a finished run?")
         payload = json.loads(path.read_text())
+        if "methods" not in payload:  # written before per-method records: one live model, flat fields
+            payload = _from_single_method_format(payload)
         methods = {}
         for name, record in payload.pop("methods").items():
             record.pop("mean_validation_accuracy", None)
             record.pop("mean_test_accuracy", None)
             methods[name] = MethodResults(**record)
         return cls(**payload, methods=methods)
+
+
+def _from_single_method_format(payload: dict) -> dict:
+    live = {key: payload.pop(key, {}) for key in ("validation_accuracy", "test_accuracy", "oracle_accuracy")}
+    metric = payload.pop("selection_metric", "eval_val_accuracy")
+    for key in ("mean_validation_accuracy", "mean_test_accuracy"):
+        payload.pop(key, None)
+    payload["selection"] = {"last step": "last_step", "eval_oracle_accuracy": "oracle"}.get(
+        metric, "training_domain_validation"
+    )
+    payload["methods"] = {
+        live_method_name(payload["dropout_rate"]): {
+            "selected_step": payload.pop("selected_step", None),
+            **live,
+        }
+    }
+    return payload
 
 
 def _method_order(method: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -44,6 +45,26 @@ def test_results_round_trip(tmp_path):
     assert RunResults.load(tmp_path).mean_validation_accuracy == pytest.approx(0.9)
     with pytest.raises(FileNotFoundError, match="finished run"):
         RunResults.load(tmp_path / "missing")
+
+
+def test_results_of_the_single_method_format_still_load(tmp_path):
+    old = {
+        "dataset": "PACS",
+        "train_domains": ["photo"],
+        "test_domains": ["sketch"],
+        "seed": 0,
+        "backbone": "b",
+        "dropout_rate": 0.0,
+        "validation_accuracy": {"photo": 0.9},
+        "test_accuracy": {"sketch": 0.6},
+        "selected_step": 300,
+        "selection_metric": "last step",
+        "mean_test_accuracy": 0.6,
+    }
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    results = RunResults.load(tmp_path)
+    assert results.primary_method == "erm" and results.selection == "last_step"
+    assert (results.selected_step, results.test_accuracy) == (300, {"sketch": 0.6})
 
 
 def test_comparison_table_puts_runs_side_by_side():
