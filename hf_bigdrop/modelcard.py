@@ -58,13 +58,12 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
 
 This model fine-tunes `{results.backbone}` on the **{results.dataset}** domains {train} with **dropout
 {results.dropout_rate:g}** on its penultimate representation, the method of *Fine-tuning with Very Large Dropout*
-(Zhang & Bottou, [arXiv:2403.00946]({PAPER_URL})), trained with `hf_bigdrop`.
+(Zhang & Bottou, [arXiv:2403.00946]({PAPER_URL})), trained with `hf_bigdrop`.{_members_sentence(results)}
 {_held_out_sentence(results)}
 
 ## Results
 
-Accuracy of the selected model (step {results.selected_step}, selection `{results.selection}`, seed
-{results.seed}):
+{_selected_sentence(results)}
 
 {domain_table(results)}
 {_other_methods(results)}
@@ -124,13 +123,38 @@ def _selection_sentence(results: RunResults) -> str:
     return _SELECTION_SENTENCES.get(results.selection, f"the model is selected by `{results.selection}`.")
 
 
+def _members_sentence(results: RunResults) -> str:
+    if not results.members:
+        return ""
+    return (
+        f" It combines the selected models of {len(results.members)} such runs "
+        f"({METHOD_TITLES.get(results.primary_method, results.primary_method)}, `examples/combine_runs.py`)."
+    )
+
+
+def _selected_sentence(results: RunResults) -> str:
+    if results.members:
+        return (
+            f"Accuracy of the {METHOD_TITLES.get(results.primary_method, results.primary_method)} of "
+            f"{len(results.members)} runs, each at the step its selection `{results.selection}` chose:"
+        )
+    return (
+        f"Accuracy of the selected model (step {results.selected_step}, selection `{results.selection}`, seed "
+        f"{results.seed}):"
+    )
+
+
 def _other_methods(results: RunResults) -> str:
     others = {name: record for name, record in results.methods.items() if name != results.primary_method}
     if not others:
         return ""
     lines = [
         "",
-        "Other methods measured along the same run (same selection; their weights are not in this repository):",
+        (
+            "Other combinations of the same runs (their weights are not in this folder):"
+            if results.members
+            else "Other methods measured along the same run (same selection; their weights are not in this repository):"
+        ),
         "",
         "| method | selected step | mean o.o.d. accuracy (%) | mean validation accuracy (%) |",
         "|---|---|---|---|",

@@ -99,6 +99,17 @@ def test_model_card_metadata_and_table():
     assert "| trajectory weight average | 600 | 85.0 | 90.0 |" in with_wa
 
 
+def test_model_card_of_a_combination_of_runs():
+    results = make_results(0.9, 0.8)
+    results.methods = {"greedy_soup": results.methods["dropout"], "run_ensemble": results.methods["dropout"]}
+    results.primary_method, results.members, results.seed = "greedy_soup", ["a", "b", "c"], None
+    text = " ".join(build_model_card(results).text.split())
+    assert text.count("# Greedy soup: PACS, held out sketch") == 1
+    assert "It combines the selected models of 3 such runs (greedy soup" in text
+    assert "Accuracy of the greedy soup of 3 runs" in text and "step None" not in text
+    assert "Other combinations of the same runs" in text and "| ensemble of runs |" in text
+
+
 def test_compare_runs_script(tmp_path):
     for name, rate, ood in (("erm", 0.0, 0.75), ("bigdrop", 0.9, 0.8123)):
         (tmp_path / name).mkdir()
