@@ -220,12 +220,15 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[list[Row], list[str], dict]:
         key for key, values in sweep.grid.items() if key not in ("test_domains", "seed") and len(values) > 1
     ]
     rows: dict[tuple[str, str], Row] = {}
+    order: dict[str, tuple] = {}  # row title -> (setting's position in the grid, method's position)
     wall = {"runs": 0.0, "combinations": 0.0, "finished": 0, "jobs": len(jobs)}
 
     def add(setting: dict, results: RunResults, seed: int | None) -> None:
         for method, record in results.methods.items():
             title = _row_title(setting, varying, method)
             row = rows.setdefault((title, method), Row(title, method))
+            method_rank = list(METHOD_TITLES).index(method) if method in METHOD_TITLES else len(METHOD_TITLES)
+            order[title] = (*(sweep.grid[key].index(setting[key]) for key in varying), method_rank)
             for domain, accuracy in record.test_accuracy.items():
                 row.by_domain.setdefault(domain, {})[seed] = accuracy
 
@@ -240,7 +243,7 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[list[Row], list[str], dict]:
             results = RunResults.load(folder)
             add(group[0].setting, results, None)
             wall["combinations"] += results.wall_time_s
-    return list(rows.values()), domains, wall
+    return sorted(rows.values(), key=lambda row: order[row.setting]), domains, wall
 
 
 def summarize(values: list[float], error: str) -> tuple[float, float, int]:

@@ -99,8 +99,8 @@ def test_tiny_sweep_table_and_rerun(backbone, tmp_path, capsys):  # noqa: F811
         "dropout",
         "trajectory_wa",
         "trajectory_ensemble",
-        "greedy_soup",
         "uniform_soup",
+        "greedy_soup",
         "run_ensemble",
     ]
     table = (tmp_path / "sweep" / "table.md").read_text()
