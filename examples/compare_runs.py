@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hf_bigdrop.results import RunResults, comparison_table
+from hf_bigdrop.results import METHOD_TITLES, RunResults, comparison_table
 
 
 def column_title(results: RunResults) -> str:
-    method = "ERM" if results.dropout_rate == 0 else "very large dropout"
+    method = METHOD_TITLES.get(results.primary_method, results.primary_method)
     return f"{method} (p={results.dropout_rate:g})"
 
 

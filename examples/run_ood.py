@@ -36,6 +36,7 @@ from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
 from transformers.trainer_utils import get_last_checkpoint, set_seed
 
 from hf_bigdrop import BigDropForImageClassification
+from hf_bigdrop.configuration_bigdrop import CLASSIFIER_INIT_CHOICES, POOLING_CHOICES
 from hf_bigdrop.data import (
     DomainCollator,
     apply_transforms,
@@ -46,8 +47,9 @@ from hf_bigdrop.data import (
     load_domain_dataset,
 )
 from hf_bigdrop.metrics import make_compute_metrics
+from hf_bigdrop.modelcard import write_model_card
 from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
-from hf_bigdrop.results import RESULTS_FILE, RunResults, domain_table
+from hf_bigdrop.results import RESULTS_FILE, MethodResults, RunResults, domain_table, live_method_name
 from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments, per_domain_eval_sets
 
 logger = logging.getLogger("run_ood")
@@ -63,15 +65,25 @@ class ModelArguments:
             "help": "Hub id (e.g. timm/resnet50.tv2_in1k), local folder, or embedded:efficientnet-lite0."
         },
     )
+    # The fields below are BigDropConfig arguments, forwarded as they are (the config validates them).
     dropout_rate: float = field(
         default=0.9, metadata={"help": "Dropout on the penultimate features; 0 = ERM."}
     )
-    pooling: str = field(default="auto", metadata={"help": "auto | pooler | cls | mean | cls_mean."})
+    pooling: str = field(
+        default="auto", metadata={"help": "How features are pooled.", "choices": list(POOLING_CHOICES)}
+    )
     freeze_batchnorm: bool = field(
         default=True, metadata={"help": "Keep BatchNorm statistics as pretrained."}
     )
     freeze_backbone: bool = field(default=False, metadata={"help": "Train the head only (linear probe)."})
-    classifier_init: str = field(default="zeros", metadata={"help": "zeros | normal | kaiming_uniform."})
+    classifier_init: str = field(
+        default="zeros",
+        metadata={"help": "Initialisation of the linear head.", "choices": list(CLASSIFIER_INIT_CHOICES)},
+    )
+
+    def config_kwargs(self) -> dict:
+        """The `BigDropConfig` arguments (every field but `backbone`)."""
+        return {name: value for name, value in asdict(self).items() if name != "backbone"}
 
 
 @dataclass
@@ -166,17 +178,10 @@ def run_job(
             "(DomainBed uses 0.2)"
         )
     checkpoint = checkpoint_to_resume(training_args, missing_ok=resume_missing_ok)
+    if checkpoint is None and training_args.overwrite_output_dir and training_args.should_save:
+        remove_old_checkpoints(training_args.output_dir)
     with training_args.main_process_first(desc="preparing data and backbone"):
-        splits = load_domain_dataset(
-            data_args.dataset,
-            test_domains=data_args.test_domains,
-            holdout_fraction=data_args.holdout_fraction,
-            test_holdout_fraction=data_args.test_holdout_fraction,
-            seed=training_args.seed,
-            data_dir=data_args.data_dir,
-            domain_column=data_args.domain_column,
-            max_per_domain=data_args.max_per_domain,
-        )
+        splits = load_splits(data_args, training_args.seed)
         backbone_path = resolve_backbone_name(model_args.backbone)
         image_processor = AutoImageProcessor.from_pretrained(backbone_path)
     class_names = splits["train"].features["label"].names
@@ -187,13 +192,40 @@ def run_job(
         backbone_path,
         num_labels=len(class_names),
         id2label=dict(enumerate(class_names)),
-        dropout_rate=model_args.dropout_rate,
-        pooling=model_args.pooling,
-        freeze_batchnorm=model_args.freeze_batchnorm,
-        freeze_backbone=model_args.freeze_backbone,
-        classifier_init=model_args.classifier_init,
         backbone_name_or_path=model_args.backbone,
+        **model_args.config_kwargs(),
     )
+    trainer = build_trainer(model, splits, image_processor, data_args, training_args)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    results = collect_results(
+        trainer, model_args, data_args, train_domains, test_domains, time.time() - start
+    )
+    save_outputs(trainer, results)
+    return results
+
+
+def load_splits(data_args: DataArguments, seed: int):
+    """The DomainBed splits of `data_args.dataset` (train / validation / test, maybe test_validation)."""
+    return load_domain_dataset(
+        data_args.dataset,
+        test_domains=data_args.test_domains,
+        holdout_fraction=data_args.holdout_fraction,
+        test_holdout_fraction=data_args.test_holdout_fraction,
+        seed=seed,
+        data_dir=data_args.data_dir,
+        domain_column=data_args.domain_column,
+        max_per_domain=data_args.max_per_domain,
+    )
+
+
+def build_trainer(
+    model: BigDropForImageClassification,
+    splits,
+    image_processor,
+    data_args: DataArguments,
+    training_args: BigDropTrainingArguments,
+) -> BigDropTrainer:
+    """A `BigDropTrainer` on the training split, evaluating every domain separately."""
     # Embedded benchmarks are stored small: train at their own size rather than upsample them to 224 px.
     info = get_dataset_info(data_args.dataset)
     image_size = data_args.image_size or (info.default_image_size if info is not None else None)
@@ -210,7 +242,7 @@ def run_job(
         image_mean=list(spec.mean),
         image_std=list(spec.std),
     )
-    trainer = BigDropTrainer(
+    return BigDropTrainer(
         model=model,
         args=training_args,
         train_dataset=apply_transforms(splits["train"], image_processor, train=True, **transforms),
@@ -219,47 +251,63 @@ def run_job(
         compute_metrics=make_compute_metrics(),
         processing_class=inference_processor,
     )
-    trainer.train(resume_from_checkpoint=checkpoint)
 
-    # With load_best_model_at_end the trainer now holds the checkpoint that selection chose; its evaluation was
-    # logged when it was saved (evaluation is deterministic), so only a model never evaluated is evaluated again.
-    selected_step = _selected_step(trainer)
-    metrics = _logged_metrics(trainer, selected_step) or trainer.evaluate()
-    results = RunResults(
+
+def collect_results(
+    trainer: BigDropTrainer,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    train_domains: list[str],
+    test_domains: list[str],
+    wall_time_s: float,
+) -> RunResults:
+    """The typed record of a trained run: what the trainer selected per method, and how the run was set up."""
+    selections = trainer.select_models()
+    if (
+        "live" not in selections
+    ):  # never evaluated during training (eval_strategy "no"): evaluate the last model
+        trainer.evaluate()
+        selections = trainer.select_models()
+    live = live_method_name(model_args.dropout_rate)
+    args = trainer.args
+    return RunResults(
         dataset=data_args.dataset,
         train_domains=train_domains,
         test_domains=test_domains,
-        seed=training_args.seed,
+        seed=args.seed,
         backbone=model_args.backbone,
         dropout_rate=model_args.dropout_rate,
-        validation_accuracy={d: metrics[f"eval_val_{d}_accuracy"] for d in train_domains},
-        test_accuracy={d: metrics[f"eval_test_{d}_accuracy"] for d in test_domains},
-        oracle_accuracy={
-            d: metrics[f"eval_oracle_{d}_accuracy"]
-            for d in test_domains
-            if f"eval_oracle_{d}_accuracy" in metrics
+        methods={
+            (live if method == "live" else method): MethodResults.from_selection(selection)
+            for method, selection in selections.items()
         },
-        selected_step=selected_step,
-        selection_metric=_selection_metric(training_args),
-        wall_time_s=time.time() - start,
+        selection=args.selection_strategy,
+        freeze_batchnorm=model_args.freeze_batchnorm,
+        optimizer=str(args.optim),
+        learning_rate=args.learning_rate,
+        max_steps=trainer.state.max_steps,
+        holdout_fraction=data_args.holdout_fraction,
+        wall_time_s=wall_time_s,
         arguments={
             "model": asdict(model_args),
             "data": asdict(data_args),
-            "training": json.loads(training_args.to_json_string()),
+            "training": json.loads(args.to_json_string()),
         },
         versions=_versions(),
         history=[entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)],
     )
-    trainer.model_card_results = results
-    trainer.save_model(training_args.output_dir)
+
+
+def save_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
+    """Writes the selected model, `results.json` and the model card to `output_dir`; pushes them if asked."""
+    args = trainer.args
+    trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():
-        results.save(training_args.output_dir)
-        trainer.create_model_card()
-    if training_args.push_to_hub:
-        trainer.push_to_hub(
-            commit_message=f"hf_bigdrop: {data_args.dataset}, held out {', '.join(test_domains)}"
-        )
-    return results
+        results.save(args.output_dir)
+        write_model_card(results, args.output_dir, model_id=args.hub_model_id)
+    if args.push_to_hub:  # the card written above is kept (BigDropTrainer.create_model_card)
+        held_out = ", ".join(results.test_domains)
+        trainer.push_to_hub(commit_message=f"hf_bigdrop: {results.dataset}, held out {held_out}")
 
 
 RESUME_LATEST = ("True", "true", "last")
@@ -272,6 +320,10 @@ def checkpoint_to_resume(args: BigDropTrainingArguments, *, missing_ok: bool = F
         args (`BigDropTrainingArguments`): `resume_from_checkpoint` is a path, or "True" for the latest one.
         missing_ok (`bool`): with "True" and no checkpoint, start afresh instead of failing (a
             leave-one-domain-out job that had not started when the run was killed).
+
+    Returns:
+        `str | None`: the checkpoint folder, or `None` to start afresh (with `overwrite_output_dir`, the earlier
+        checkpoints are then the caller's to remove: see `remove_old_checkpoints`).
     """
     checkpoint = args.resume_from_checkpoint
     existing = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
@@ -284,11 +336,13 @@ def checkpoint_to_resume(args: BigDropTrainingArguments, *, missing_ok: bool = F
             f"{args.output_dir} holds checkpoints of an earlier run ({Path(existing).name}): pass "
             "--resume_from_checkpoint True to continue it, --overwrite_output_dir to start over, or another output_dir"
         )
-    if checkpoint is None and existing is not None and args.should_save:
-        # --overwrite_output_dir: the new run's checkpoints must not mix with the old ones.
-        for old in Path(args.output_dir).glob("checkpoint-*"):
-            shutil.rmtree(old)
     return checkpoint
+
+
+def remove_old_checkpoints(output_dir: str) -> None:
+    """Deletes the `checkpoint-*` folders of an earlier run, so that a new run's checkpoints do not mix with them."""
+    for old in Path(output_dir).glob("checkpoint-*"):
+        shutil.rmtree(old)
 
 
 def check_backbone_reachable(name: str) -> None:
@@ -308,35 +362,9 @@ def check_backbone_reachable(name: str) -> None:
         )
 
 
-def _selected_step(trainer: BigDropTrainer) -> int | None:
-    # The Trainer tracks the best checkpoint whenever metric_for_best_model is set, but only loads it (and so
-    # only saves it as the final model) with load_best_model_at_end.
-    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
-        return int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
-    return trainer.state.global_step
-
-
 def _domains_in(split) -> list[str]:
     names = domain_names(split)
     return sorted(names[i] for i in np.unique(domain_ids(split)))
-
-
-def _logged_metrics(trainer: BigDropTrainer, step: int) -> dict[str, float] | None:
-    """All evaluation metrics logged at `step` (one log entry per evaluation set), if every set was evaluated."""
-    metrics: dict[str, float] = {}
-    for entry in trainer.state.log_history:
-        if entry.get("step") == step:
-            metrics.update({k: v for k, v in entry.items() if k.startswith("eval_")})
-    names = trainer.eval_dataset if isinstance(trainer.eval_dataset, dict) else {}
-    complete = names and all(f"eval_{name}_accuracy" in metrics for name in names)
-    return metrics if complete else None
-
-
-def _selection_metric(args: BigDropTrainingArguments) -> str:
-    if not args.load_best_model_at_end:
-        return "last step"
-    metric = args.metric_for_best_model or "loss"
-    return metric if metric.startswith("eval_") else f"eval_{metric}"
 
 
 def _versions() -> dict[str, str]:

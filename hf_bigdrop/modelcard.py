@@ -7,7 +7,8 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .results import RunResults, domain_table
+from .results import METHOD_TITLES, RunResults, domain_table
+from .selection import LAST_STEP, ORACLE, TRAINING_DOMAIN_VALIDATION
 
 PAPER_URL = "https://arxiv.org/abs/2403.00946"
 CITATION = """@article{zhang2024finetuning,
@@ -32,7 +33,9 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
     Returns:
         `ModelCard`: metadata (base model, dataset, tags, metrics) and a body with the per-domain o.o.d. table.
     """
-    method = "very large dropout" if results.dropout_rate > 0 else "ERM (dropout 0)"
+    method = METHOD_TITLES.get(results.primary_method, results.primary_method)
+    if results.primary_method == "erm":
+        method = "ERM (dropout 0)"
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -55,25 +58,23 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
 
 This model fine-tunes `{results.backbone}` on the **{results.dataset}** domains {train} with **dropout
 {results.dropout_rate:g}** on its penultimate representation, the method of *Fine-tuning with Very Large Dropout*
-(Zhang & Bottou, [arXiv:2403.00946]({PAPER_URL})), trained with `hf_bigdrop`.
+(Zhang & Bottou, [arXiv:2403.00946]({PAPER_URL})), trained with `hf_bigdrop`.{_members_sentence(results)}
 {_held_out_sentence(results)}
 
 ## Results
 
-Accuracy of the selected checkpoint (step {results.selected_step}, chosen by `{results.selection_metric}`, seed
-{results.seed}):
+{_selected_sentence(results)}
 
 {domain_table(results)}
-
+{_other_methods(results)}
 ## How it was trained
 
 - Protocol (DomainBed): each training domain split {_holdout(results)} into train / validation, seeded per domain;
   {_selection_sentence(results)}
 - Backbone `{results.backbone}`, dropout rate {results.dropout_rate:g} on the pooled features, BatchNorm statistics
-  {"frozen" if results.arguments.get("model", {}).get("freeze_batchnorm", True) else "trained"}.
-- Optimiser `{results.arguments.get("training", {}).get("optim", "?")}`, learning rate
-  {results.arguments.get("training", {}).get("learning_rate", "?")}, {results.arguments.get("training", {}).get("max_steps", "?")}
-  steps; every argument is in `results.json`. Wall time: {results.wall_time_s:.0f} s.
+  {"frozen" if results.freeze_batchnorm else "trained"}.
+- Optimiser `{results.optimizer}`, learning rate {results.learning_rate}, {results.max_steps} steps; every argument
+  is in `results.json`. Wall time: {results.wall_time_s:.0f} s.
 
 ## Use
 
@@ -99,7 +100,7 @@ def _held_out_sentence(results: RunResults) -> str:
     domains = ", ".join(results.test_domains)
     plural = len(results.test_domains) > 1
     subject = f"The domain{'s' if plural else ''} {domains}"
-    if "oracle" in results.selection_metric:
+    if results.selection == ORACLE:
         return (
             f"{subject} never took part in training, but a validation part of "
             f"{'them' if plural else 'it'} selected the checkpoint (oracle selection): the accuracy below is an "
@@ -111,18 +112,63 @@ def _held_out_sentence(results: RunResults) -> str:
     )
 
 
+_SELECTION_SENTENCES = {
+    TRAINING_DOMAIN_VALIDATION: "the checkpoint with the best mean training-domain validation accuracy is selected.",
+    ORACLE: "the checkpoint is selected on a validation part of the held-out domains (oracle selection).",
+    LAST_STEP: "the model of the last step is kept (no checkpoint selection).",
+}
+
+
 def _selection_sentence(results: RunResults) -> str:
-    if results.selection_metric == "eval_val_accuracy":
-        return "the checkpoint with the best mean training-domain validation accuracy is selected."
-    if "oracle" in results.selection_metric:
-        return "the checkpoint is selected on a validation part of the held-out domains (oracle selection)."
-    if results.selection_metric == "last step":
-        return "the model of the last step is kept (no checkpoint selection)."
-    return f"the checkpoint is selected by `{results.selection_metric}`."
+    return _SELECTION_SENTENCES.get(results.selection, f"the model is selected by `{results.selection}`.")
+
+
+def _members_sentence(results: RunResults) -> str:
+    if not results.members:
+        return ""
+    return (
+        f" It combines the selected models of {len(results.members)} such runs "
+        f"({METHOD_TITLES.get(results.primary_method, results.primary_method)}, `examples/combine_runs.py`)."
+    )
+
+
+def _selected_sentence(results: RunResults) -> str:
+    if results.members:
+        return (
+            f"Accuracy of the {METHOD_TITLES.get(results.primary_method, results.primary_method)} of "
+            f"{len(results.members)} runs, each at the step its selection `{results.selection}` chose:"
+        )
+    return (
+        f"Accuracy of the selected model (step {results.selected_step}, selection `{results.selection}`, seed "
+        f"{results.seed}):"
+    )
+
+
+def _other_methods(results: RunResults) -> str:
+    others = {name: record for name, record in results.methods.items() if name != results.primary_method}
+    if not others:
+        return ""
+    lines = [
+        "",
+        (
+            "Other combinations of the same runs (their weights are not in this folder):"
+            if results.members
+            else "Other methods measured along the same run (same selection; their weights are not in this repository):"
+        ),
+        "",
+        "| method | selected step | mean o.o.d. accuracy (%) | mean validation accuracy (%) |",
+        "|---|---|---|---|",
+    ]
+    for name, record in others.items():
+        lines.append(
+            f"| {METHOD_TITLES.get(name, name)} | {record.selected_step} | {100 * record.mean_test_accuracy:.1f} "
+            f"| {100 * record.mean_validation_accuracy:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _holdout(results: RunResults) -> str:
-    fraction = results.arguments.get("data", {}).get("holdout_fraction", 0.2)
+    fraction = results.holdout_fraction
     return f"{100 * (1 - fraction):.0f}/{100 * fraction:.0f}"
 
 

@@ -7,33 +7,39 @@
 - `create_scheduler`: the paper's step schedule (learning rate times `lr_gamma` at each of `lr_milestones`);
 - `get_train_dataloader`: domain-balanced batches (`per_domain_batch_size` examples of every training domain);
 - `evaluate`: per-domain evaluation sets named `val_<domain>` / `test_<domain>` / `oracle_<domain>`, plus their
-  means (`eval_val_accuracy`, ...) so that checkpoint selection reads the training domains' validation accuracy.
+  means (`eval_val_accuracy`, ...) so that checkpoint selection reads the training domains' validation accuracy;
+  with `weight_averaging_start_step` / `ensemble_start_step`, the trajectory weight average (`eval_wa_...`) and the
+  trajectory ensemble (`eval_ens_...`) are evaluated beside the live model with the same keys.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import seed_worker
+from transformers.trainer_utils import get_last_checkpoint, seed_worker
 
+from .averaging import TrajectoryEnsemble, WeightAveragingCallback, has_trained_batchnorm
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids, domain_names
-from .modelcard import write_model_card
-from .results import RunResults
-
-# Evaluation sets are named "<group>_<domain>"; each group is averaged over its domains.
-EVAL_GROUPS = {
-    "val": "validation split of the training domains (DomainBed's training-domain validation)",
-    "test": "held-out test domains (out of distribution)",
-    "oracle": "validation split of the held-out domains (oracle selection only)",
-}
+from .selection import (
+    EVAL_GROUPS,
+    LAST_STEP,
+    ORACLE,
+    SELECTION_STRATEGIES,
+    TRAINING_DOMAIN_VALIDATION,
+    Selection,
+    check_strategy,
+    select_all,
+)
 
 
 @dataclass
@@ -42,6 +48,9 @@ class BigDropTrainingArguments(TrainingArguments):
 
     By default checkpoints are selected by the training domains' validation accuracy (`eval_val_accuracy`, the mean
     over training domains); held-out domains never drive selection unless `oracle_selection=True`.
+    `selection_strategy` (see `hf_bigdrop.selection`) is applied alike to the live model, the trajectory weight
+    average and the trajectory ensemble; with `load_best_model_at_end` the live model's selected checkpoint is the
+    one the Trainer loads.
     """
 
     remove_unused_columns: bool = field(
@@ -94,9 +103,69 @@ class BigDropTrainingArguments(TrainingArguments):
         },
     )
 
+    selection_strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "Which evaluation step each method reports: training_domain_validation | oracle | last_step. "
+            "Unset: oracle with oracle_selection, training_domain_validation with load_best_model_at_end, "
+            "else last_step.",
+            "choices": list(SELECTION_STRATEGIES),
+        },
+    )
+    weight_averaging_start_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory weight averaging: a uniform mean of the weights of every step from this one on, "
+            "evaluated beside the live model as eval_wa_* (paper: 300). Unset: off."
+        },
+    )
+    weight_averaging_every: int = field(
+        default=1, metadata={"help": "Add the weights to the average every this many steps (paper: 1)."}
+    )
+    weight_averaging_device: str | None = field(
+        default=None,
+        metadata={
+            "help": "Device of the weight average (e.g. 'cpu' to spare accelerator memory); default: the model's."
+        },
+    )
+    weight_averaging_bn_batches: int = field(
+        default=50,
+        metadata={
+            "help": "With BatchNorm that trains (freeze_batchnorm=False): training batches that re-estimate the "
+            "statistics of the average before it is evaluated. Frozen BatchNorm needs none."
+        },
+    )
+    ensemble_start_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory ensemble: sum the live model's logits at every evaluation from this step on and "
+            "report the ensemble as eval_ens_* (paper: 300). Unset: off."
+        },
+    )
+
     def __post_init__(self):
+        if self.selection_strategy is None:
+            if self.oracle_selection:
+                self.selection_strategy = ORACLE
+            else:
+                self.selection_strategy = (
+                    TRAINING_DOMAIN_VALIDATION if self.load_best_model_at_end else LAST_STEP
+                )
+        check_strategy(self.selection_strategy)
+        if self.selection_strategy == ORACLE:
+            self.oracle_selection = True
+        if self.load_best_model_at_end and self.selection_strategy == LAST_STEP:
+            raise ValueError(
+                "selection_strategy='last_step' keeps the last model: unset load_best_model_at_end, or select "
+                "with 'training_domain_validation'."
+            )
+        if not self.load_best_model_at_end and self.selection_strategy != LAST_STEP:
+            raise ValueError(
+                f"selection_strategy={self.selection_strategy!r} selects a checkpoint: set load_best_model_at_end "
+                "(with matching eval and save steps) so that the saved model is the selected one, or use 'last_step'."
+            )
         if self.metric_for_best_model is None and self.load_best_model_at_end:
-            self.metric_for_best_model = "oracle_accuracy" if self.oracle_selection else "val_accuracy"
+            self.metric_for_best_model = f"{SELECTION_STRATEGIES[self.selection_strategy]}_accuracy"
             self.greater_is_better = True
         super().__post_init__()
         if self.classifier_lr_multiplier <= 0:
@@ -111,7 +180,23 @@ class BigDropTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"per_domain_batch_size must be a positive integer, got {self.per_domain_batch_size}."
             )
+        for name in ("weight_averaging_start_step", "ensemble_start_step"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (or unset), got {getattr(self, name)}.")
+        if self.weight_averaging_every < 1:
+            raise ValueError(
+                f"weight_averaging_every must be a positive integer, got {self.weight_averaging_every}."
+            )
+        if self.weight_averaging_bn_batches < 1:
+            raise ValueError(
+                f"weight_averaging_bn_batches must be a positive integer, got {self.weight_averaging_bn_batches}."
+            )
         metric = (self.metric_for_best_model or "").removeprefix("eval_")
+        if metric.startswith(("wa_", "ens_")):
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model!r}: checkpoints hold the live model; the weight "
+                "average and the ensemble are selected from the evaluation log (hf_bigdrop.selection)."
+            )
         if metric.startswith("test_"):
             raise ValueError(
                 f"metric_for_best_model={self.metric_for_best_model!r} selects on the reported o.o.d. accuracy "
@@ -149,30 +234,6 @@ def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dat
     return sets
 
 
-def _with_head_groups(optimizer_cls: type[torch.optim.Optimizer], head: torch.nn.Module, head_lr: float):
-    """A subclass of `optimizer_cls` that gives the classifier's parameters their own groups at `head_lr`.
-
-    The Trainer still builds the parameter groups (weight decay, device meshes, ...); each group is split in two,
-    the classifier's share keeping the group's settings but not its learning rate.
-    """
-    head_ids = {id(p) for p in head.parameters()}
-
-    class WithClassifierGroups(optimizer_cls):
-        def __init__(self, params, *args, **kwargs):
-            groups = []
-            for group in params:
-                group = group if isinstance(group, dict) else {"params": [group]}
-                members = list(group["params"])
-                rest = [p for p in members if id(p) not in head_ids]
-                ours = [p for p in members if id(p) in head_ids]
-                groups += [{**group, "params": rest}] if rest else []
-                groups += [{**group, "params": ours, "lr": head_lr}] if ours else []
-            super().__init__(groups, *args, **kwargs)
-
-    WithClassifierGroups.__name__ = WithClassifierGroups.__qualname__ = optimizer_cls.__name__
-    return WithClassifierGroups
-
-
 def _step_schedule(milestones: list[int], gamma: float, warmup_steps: int):
     def factor(step: int) -> float:
         warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
@@ -185,27 +246,49 @@ class BigDropTrainer(Trainer):
     """A `Trainer` with the paper's protocol (see `BigDropTrainingArguments`). The plain `Trainer` works too."""
 
     args: BigDropTrainingArguments
-    #: Set after training (see examples/run_ood.py): `push_to_hub` then uploads the o.o.d. model card.
-    model_card_results: RunResults | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.args.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if self.args.per_domain_batch_size is not None and isinstance(self.train_dataset, datasets.Dataset):
-            # The Trainer's progress, throughput and epoch arithmetic read the per-device batch size from here.
-            num_domains = len(np.unique(domain_ids(self.train_dataset)))
-            self._train_batch_size = self.args.per_domain_batch_size * num_domains
+        self.weight_averaging: WeightAveragingCallback | None = None
+        self.trajectory_ensemble: TrajectoryEnsemble | None = None
+        if self.args.weight_averaging_start_step is not None:
+            self.weight_averaging = WeightAveragingCallback(
+                self.args.weight_averaging_start_step,
+                every=self.args.weight_averaging_every,
+                device=self.args.weight_averaging_device,
+            )
+            self.add_callback(self.weight_averaging)
+        if self.args.ensemble_start_step is not None:
+            self.trajectory_ensemble = TrajectoryEnsemble(self.args.ensemble_start_step)
+            self.add_callback(self.trajectory_ensemble)
+        self._nested_evaluation = False
+        self._evaluating_average = False
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """The Trainer's `train`; when resuming, the weight average and the ensemble resume from the checkpoint."""
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        for callback in (self.weight_averaging, self.trajectory_ensemble):
+            if callback is not None:
+                callback.resume_from = checkpoint or None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def create_model_card(self, *args, **kwargs) -> None:
-        """The o.o.d. model card when `model_card_results` is set, else the Trainer's own card."""
-        if self.model_card_results is None:
-            return super().create_model_card(*args, **kwargs)
-        if self.is_world_process_zero():
-            write_model_card(self.model_card_results, self.args.output_dir, model_id=self.hub_model_id)
+        """The Trainer's model card, unless `output_dir` already holds one (e.g. the o.o.d. card of
+        `examples/run_ood.py`, written from the run's results), which `push_to_hub` then uploads unchanged."""
+        if (Path(self.args.output_dir) / "README.md").exists():
+            return None
+        return super().create_model_card(*args, **kwargs)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        """The Trainer's optimizer, with the classifier in parameter groups of its own learning rate."""
+        """The Trainer's optimizer; with `classifier_lr_multiplier`, explicit parameter groups for the classifier.
+
+        The groups are the Trainer's (weights decay, biases and norms do not), each split into the backbone's share
+        and the classifier's, whose learning rate is `learning_rate x classifier_lr_multiplier`.
+        """
         if self.optimizer is not None:
             return self.optimizer
         model = self.model if model is None else model
@@ -215,31 +298,62 @@ class BigDropTrainer(Trainer):
                 optimizer_kwargs.setdefault("momentum", self.args.sgd_momentum)
             self.optimizer_cls_and_kwargs = (optimizer_cls, optimizer_kwargs)
         multiplier = self.args.classifier_lr_multiplier
-        if multiplier != 1.0:
-            head = getattr(model, "classifier", None)
-            if not isinstance(head, torch.nn.Module):
-                raise ValueError(
-                    f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
-                    f"{type(model).__name__} has none."
-                )
-            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
-            head_lr = optimizer_kwargs["lr"] * multiplier
-            self.optimizer_cls_and_kwargs = (
-                _with_head_groups(optimizer_cls, head, head_lr),
-                optimizer_kwargs,
+        if multiplier == 1.0:
+            return super().create_optimizer(model)
+        head = getattr(model, "classifier", None)
+        if not isinstance(head, torch.nn.Module):
+            raise ValueError(
+                f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
+                f"{type(model).__name__} has none."
             )
-        return super().create_optimizer(model)
+        optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        if not isinstance(optimizer_cls, type) or {"params", "model", "optimizer_dict"} & set(
+            optimizer_kwargs
+        ):
+            raise ValueError(
+                f"classifier_lr_multiplier={multiplier} needs a standard torch optimizer; optim={self.args.optim!r} "
+                "builds its own parameter groups."
+            )
+        self.optimizer = optimizer_cls(
+            classifier_parameter_groups(
+                model,
+                head,
+                decay_names=set(self.get_decay_parameter_names(model)),
+                weight_decay=self.args.weight_decay,
+                head_lr=optimizer_kwargs["lr"] * multiplier,
+            ),
+            **optimizer_kwargs,
+        )
+        return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         """The step schedule when `lr_milestones` are set, else the Trainer's `lr_scheduler_type`."""
-        if self.lr_scheduler is None and self.args.lr_milestones:
+        created = self.lr_scheduler is None
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if created and self.args.lr_milestones:
+            # Built over the Trainer's own scheduler (so the Trainer rebuilds it on the next `train`), from the
+            # learning rates it recorded as each group's `initial_lr`.
             optimizer = optimizer if optimizer is not None else self.optimizer
             warmup = self.args.get_warmup_steps(num_training_steps)
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, _step_schedule(list(self.args.lr_milestones), self.args.lr_gamma, warmup)
             )
-            self._created_lr_scheduler = True
-        return super().create_scheduler(num_training_steps, optimizer)
+            return self.lr_scheduler
+        return scheduler
+
+    def get_total_train_batch_size(self, args: TrainingArguments) -> int:
+        """The Trainer's total batch size; with `per_domain_batch_size`, that many examples of every domain."""
+        if args.per_domain_batch_size is None or not isinstance(self.train_dataset, datasets.Dataset):
+            return super().get_total_train_batch_size(args)
+        return self._domain_batch_size() * args.gradient_accumulation_steps * args.world_size
+
+    def _domain_batch_size(self) -> int:
+        return self.args.per_domain_batch_size * len(np.unique(domain_ids(self.train_dataset)))
+
+    def select_models(self) -> dict[str, Selection]:
+        """Per method (`live`, `trajectory_wa`, `trajectory_ensemble`), the evaluation step `selection_strategy`
+        selects and the per-domain accuracies there, read from this run's evaluation log."""
+        return select_all(self.state.log_history, self.args.selection_strategy)
 
     def get_train_dataloader(self) -> DataLoader:
         """Domain-balanced batches when `per_domain_batch_size` is set, else the Trainer's own loader."""
@@ -254,7 +368,7 @@ class BigDropTrainer(Trainer):
             # One epoch is the whole run: every process draws its own batches from one seeded stream.
             batches = self.args.max_steps * self.args.gradient_accumulation_steps * self.args.world_size
         else:
-            batches = math.ceil(len(ids) / self._train_batch_size)
+            batches = math.ceil(len(ids) / self._domain_batch_size())
         # Each batch's augmentation is seeded by its position in the run, so a resumed run is exact.
         sampler = SeededBatchSampler(
             DomainBalancedBatchSampler(
@@ -287,13 +401,92 @@ class BigDropTrainer(Trainer):
         With `eval_dataset={"val_photo": ..., "val_sketch": ..., "test_art": ...}` (see `per_domain_eval_sets`),
         this adds `eval_val_accuracy` (the mean over training domains: DomainBed's training-domain validation),
         `eval_val_worst_accuracy`, `eval_test_accuracy` and `eval_test_worst_accuracy`.
+
+        With trajectory weight averaging on (and at least one step averaged), the average is evaluated too: its
+        weights are put into the model for the evaluation and the live ones restored bitwise afterwards
+        (`eval_wa_val_photo_accuracy`, ..., `eval_wa_val_accuracy`). With the trajectory ensemble on, each live
+        evaluation from `ensemble_start_step` on joins it (`eval_ens_...`).
         """
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        summary = summarize_domain_metrics(metrics, metric_key_prefix)
+        if self._nested_evaluation:  # one set of the Trainer's loop over a dict of evaluation sets
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        self._nested_evaluation = True
+        try:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            averaging = self.weight_averaging
+            if averaging is not None and averaging.n_averaged > 0:
+                self._evaluating_average = True
+                with averaging.evaluating_average(self.model, self._batchnorm_batches()):
+                    metrics.update(super().evaluate(eval_dataset, ignore_keys, f"{metric_key_prefix}_wa"))
+        finally:
+            self._nested_evaluation = self._evaluating_average = False
+        summary = {}
+        for method_prefix in (metric_key_prefix, f"{metric_key_prefix}_wa", f"{metric_key_prefix}_ens"):
+            summary.update(summarize_domain_metrics(metrics, method_prefix))
         if summary:
             metrics.update(summary)
             self.log(summary)
         return metrics
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """The Trainer's loop; a live evaluation from `ensemble_start_step` on also joins the trajectory ensemble."""
+        # Only the live model's evaluations join (not the average's, nor `predict`).
+        joins = self._nested_evaluation and not self._evaluating_average
+        ensemble = self.trajectory_ensemble if joins else None
+        if ensemble is not None and self.state.global_step >= ensemble.start_step:
+            prediction_loss_only = False  # the ensemble needs the logits even without compute_metrics
+        output = super().evaluation_loop(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+        if ensemble is not None and output.predictions is not None and output.label_ids is not None:
+            logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+            head, _, name = metric_key_prefix.partition("_")
+            accuracy = ensemble.add(name or head, self.state.global_step, logits, output.label_ids)
+            if accuracy is not None:
+                output.metrics[f"{head}_ens_{name}_accuracy" if name else f"{head}_ens_accuracy"] = accuracy
+        return output
+
+    def _batchnorm_batches(self):
+        """Training batches' pixels to re-estimate BatchNorm statistics of the average (None if BN is frozen)."""
+        if not has_trained_batchnorm(self.model):
+            return None
+        loader = self.get_train_dataloader()
+        return (
+            batch["pixel_values"] for batch in itertools.islice(loader, self.args.weight_averaging_bn_batches)
+        )
+
+
+def classifier_parameter_groups(
+    model: torch.nn.Module,
+    head: torch.nn.Module,
+    *,
+    decay_names: set[str],
+    weight_decay: float,
+    head_lr: float,
+) -> list[dict]:
+    """Optimizer parameter groups: (backbone, classifier) x (weight decay, none); the classifier's at `head_lr`.
+
+    Args:
+        model (`torch.nn.Module`): the model whose trainable parameters are grouped.
+        head (`torch.nn.Module`): its classifier.
+        decay_names (`set[str]`): names of the parameters that decay (`Trainer.get_decay_parameter_names`).
+        weight_decay (`float`): their weight decay.
+        head_lr (`float`): the classifier's learning rate.
+    """
+    head_ids = {id(p) for p in head.parameters()}
+    groups = []
+    for in_head in (False, True):
+        for decays in (True, False):
+            params = [
+                p
+                for name, p in model.named_parameters()
+                if p.requires_grad and (id(p) in head_ids) == in_head and (name in decay_names) == decays
+            ]
+            if params:
+                group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+                groups.append({**group, "lr": head_lr} if in_head else group)
+    return groups
 
 
 def summarize_domain_metrics(metrics: dict[str, float], prefix: str = "eval") -> dict[str, float]:
@@ -316,6 +509,7 @@ __all__ = [
     "BigDropTrainer",
     "BigDropTrainingArguments",
     "EVAL_GROUPS",
+    "classifier_parameter_groups",
     "per_domain_eval_sets",
     "summarize_domain_metrics",
 ]

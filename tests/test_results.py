@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,10 +11,14 @@ from helpers import REPO
 from huggingface_hub import ModelCard
 
 from hf_bigdrop.modelcard import build_model_card
-from hf_bigdrop.results import RunResults, comparison_table
+from hf_bigdrop.results import MethodResults, RunResults, comparison_table
 
 
-def make_results(dropout_rate: float, ood: float) -> RunResults:
+def make_results(dropout_rate: float, ood: float, wa_ood: float | None = None) -> RunResults:
+    validation = {"art_painting": 0.9, "cartoon": 0.8, "photo": 1.0}
+    methods = {"erm" if dropout_rate == 0 else "dropout": MethodResults(300, validation, {"sketch": ood})}
+    if wa_ood is not None:
+        methods["trajectory_wa"] = MethodResults(600, validation, {"sketch": wa_ood})
     return RunResults(
         dataset="PACS",
         train_domains=["art_painting", "cartoon", "photo"],
@@ -21,11 +26,11 @@ def make_results(dropout_rate: float, ood: float) -> RunResults:
         seed=1,
         backbone="timm/resnet50.tv2_in1k",
         dropout_rate=dropout_rate,
-        validation_accuracy={"art_painting": 0.9, "cartoon": 0.8, "photo": 1.0},
-        test_accuracy={"sketch": ood},
-        selected_step=300,
+        methods=methods,
+        optimizer="sgd",
+        learning_rate=0.001,
+        max_steps=10000,
         wall_time_s=12.0,
-        arguments={"training": {"optim": "sgd", "learning_rate": 0.001, "max_steps": 10000}},
         history=[
             {"step": step, "eval_val_accuracy": 0.5 + step / 1000, "eval_test_accuracy": ood * step / 300}
             for step in (100, 200, 300)
@@ -34,12 +39,32 @@ def make_results(dropout_rate: float, ood: float) -> RunResults:
 
 
 def test_results_round_trip(tmp_path):
-    results = make_results(0.9, 0.8123)
+    results = make_results(0.9, 0.8123, wa_ood=0.85)
     path = results.save(tmp_path)
     assert RunResults.load(path) == results
     assert RunResults.load(tmp_path).mean_validation_accuracy == pytest.approx(0.9)
     with pytest.raises(FileNotFoundError, match="finished run"):
         RunResults.load(tmp_path / "missing")
+
+
+def test_results_of_the_single_method_format_still_load(tmp_path):
+    old = {
+        "dataset": "PACS",
+        "train_domains": ["photo"],
+        "test_domains": ["sketch"],
+        "seed": 0,
+        "backbone": "b",
+        "dropout_rate": 0.0,
+        "validation_accuracy": {"photo": 0.9},
+        "test_accuracy": {"sketch": 0.6},
+        "selected_step": 300,
+        "selection_metric": "last step",
+        "mean_test_accuracy": 0.6,
+    }
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    results = RunResults.load(tmp_path)
+    assert results.primary_method == "erm" and results.selection == "last_step"
+    assert (results.selected_step, results.test_accuracy) == (300, {"sketch": 0.6})
 
 
 def test_comparison_table_puts_runs_side_by_side():
@@ -49,6 +74,14 @@ def test_comparison_table_puts_runs_side_by_side():
     assert "| o.o.d. sketch | 75.0 | 81.2 |" in lines
     assert "| mean validation | 90.0 | 90.0 |" in lines
     assert "| selected step | 300 | 300 |" in lines
+    # Methods a run measured beside its live model get a row; a run without them shows a dash.
+    table = comparison_table({"ERM": make_results(0.0, 0.75), "BigDrop": make_results(0.9, 0.8, wa_ood=0.85)})
+    assert "| trajectory weight average: mean o.o.d. | – | 85.0 |" in table.splitlines()
+
+
+def test_results_refuse_a_primary_method_they_lack():
+    with pytest.raises(ValueError, match="primary_method 'greedy_soup' is not among the methods"):
+        RunResults(**{**make_results(0.9, 0.8).__dict__, "primary_method": "greedy_soup"})
 
 
 def test_model_card_metadata_and_table():
@@ -60,6 +93,21 @@ def test_model_card_metadata_and_table():
     assert "| sketch | held out (o.o.d.) | 81.2 |" in card.text
     assert 'model="me/pacs-sketch", trust_remote_code=True' in card.text
     assert "arXiv:2403.00946" in card.text
+    assert "Optimiser `sgd`, learning rate 0.001, 10000 steps" in " ".join(card.text.split())
+    assert "trajectory weight average" not in card.text
+    with_wa = build_model_card(make_results(0.9, 0.8123, wa_ood=0.85)).text
+    assert "| trajectory weight average | 600 | 85.0 | 90.0 |" in with_wa
+
+
+def test_model_card_of_a_combination_of_runs():
+    results = make_results(0.9, 0.8)
+    results.methods = {"greedy_soup": results.methods["dropout"], "run_ensemble": results.methods["dropout"]}
+    results.primary_method, results.members, results.seed = "greedy_soup", ["a", "b", "c"], None
+    text = " ".join(build_model_card(results).text.split())
+    assert text.count("# Greedy soup: PACS, held out sketch") == 1
+    assert "It combines the selected models of 3 such runs (greedy soup" in text
+    assert "Accuracy of the greedy soup of 3 runs" in text and "step None" not in text
+    assert "Other combinations of the same runs" in text and "| ensemble of runs |" in text
 
 
 def test_compare_runs_script(tmp_path):
@@ -82,19 +130,19 @@ def test_compare_runs_script(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("metric", "selection", "held_out"),
+    ("strategy", "selection", "held_out"),
     [
         (
-            "eval_val_accuracy",
+            "training_domain_validation",
             "best mean training-domain validation accuracy",
             "never took part in training or in",
         ),
-        ("eval_oracle_accuracy", "(oracle selection)", "optimistic estimate"),
-        ("last step", "last step is kept", "never took part in training or in"),
+        ("oracle", "(oracle selection)", "optimistic estimate"),
+        ("last_step", "last step is kept", "never took part in training or in"),
     ],
 )
-def test_model_card_states_how_the_checkpoint_was_selected(metric, selection, held_out):
+def test_model_card_states_how_the_checkpoint_was_selected(strategy, selection, held_out):
     results = make_results(0.9, 0.8)
-    results.selection_metric = metric
+    results.selection = strategy
     text = " ".join(build_model_card(results).text.split())
     assert selection in text and held_out in text

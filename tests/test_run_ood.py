@@ -57,7 +57,8 @@ def tiny_flags(backbone: Path, output_dir: Path, *extra: str) -> list[str]:
 
 def test_runner_end_to_end(backbone, tmp_path):
     out = tmp_path / "run"
-    [results] = run_ood.main(tiny_flags(backbone, out, "--dropout_rate", "0.9"))
+    trajectory = ("--weight_averaging_start_step", "1", "--ensemble_start_step", "3")
+    [results] = run_ood.main(tiny_flags(backbone, out, "--dropout_rate", "0.9", *trajectory))
 
     for name in ("model.safetensors", "config.json", "modeling_bigdrop.py", "configuration_bigdrop.py"):
         assert (out / name).exists(), name
@@ -68,20 +69,35 @@ def test_runner_end_to_end(backbone, tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["train_domains"] == ["mnist", "mnist_m", "typeface"]
     assert saved["test_domains"] == ["optdigits"]
-    assert set(saved["validation_accuracy"]) == set(saved["train_domains"])
-    assert set(saved["test_accuracy"]) == {"optdigits"}
-    assert saved["selected_step"] in (3, 6)
-    assert saved["selection_metric"] == "eval_val_accuracy"
+    assert saved["primary_method"] == "dropout"
+    assert set(saved["methods"]) == {"dropout", "trajectory_wa", "trajectory_ensemble"}
+    for record in saved["methods"].values():
+        assert set(record["validation_accuracy"]) == set(saved["train_domains"])
+        assert set(record["test_accuracy"]) == {"optdigits"}
+        assert record["selected_step"] in (3, 6)
+    assert saved["selection"] == "training_domain_validation"
     assert saved["arguments"]["model"]["dropout_rate"] == 0.9
     assert saved["arguments"]["training"]["max_steps"] == 6
     assert {"torch", "transformers", "datasets", "hf_bigdrop"} <= set(saved["versions"])
     assert saved["wall_time_s"] > 0
     assert RunResults.load(out) == results
 
-    # Selection read the training domains' validation accuracy, never the held-out domain's.
-    evaluations = {e["step"]: e for e in saved["history"] if "eval_val_accuracy" in e}
-    best = max(sorted(evaluations), key=lambda step: evaluations[step]["eval_val_accuracy"])
-    assert saved["selected_step"] == best
+    # Selection read the training domains' validation accuracy, never the held-out domain's, for every method;
+    # the live model's selected step is the checkpoint the Trainer loaded.
+    for method, prefix in (
+        ("dropout", "eval"),
+        ("trajectory_wa", "eval_wa"),
+        ("trajectory_ensemble", "eval_ens"),
+    ):
+        evaluations = {}
+        for entry in saved["history"]:
+            evaluations.setdefault(entry["step"], {}).update(entry)
+        evaluations = {step: e for step, e in evaluations.items() if f"{prefix}_val_accuracy" in e}
+        best = max(sorted(evaluations), key=lambda step: evaluations[step][f"{prefix}_val_accuracy"])
+        record = saved["methods"][method]
+        assert record["selected_step"] == best, method
+        assert record["test_accuracy"]["optdigits"] == evaluations[best][f"{prefix}_test_optdigits_accuracy"]
+    assert Path(run_ood_trainer_best(out)).name == f"checkpoint-{results.selected_step}"
 
     card = (out / "README.md").read_text()
     assert "| optdigits | held out (o.o.d.) |" in card
@@ -94,6 +110,12 @@ def test_runner_end_to_end(backbone, tmp_path):
     assert model.config.id2label[3] == "3"
     classifier = pipeline("image-classification", model=str(out), device="cpu")
     assert len(classifier(Image.new("RGB", (20, 20), "white"), top_k=2)) == 2
+
+
+def run_ood_trainer_best(out: Path) -> str:
+    """The best checkpoint the Trainer recorded (read from the last checkpoint's trainer_state.json)."""
+    last = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    return json.loads((last / "trainer_state.json").read_text())["best_model_checkpoint"]
 
 
 class StopAfterFirstCheckpoint(TrainerCallback):
@@ -241,6 +263,7 @@ def test_demo_config_parses():
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)
     assert training_args.per_domain_batch_size == 16 and training_args.classifier_lr_multiplier == 10
     assert training_args.channels_last and training_args.load_best_model_at_end
+    assert training_args.weight_averaging_start_step == training_args.ensemble_start_step == 200
 
 
 def test_styles_config_parses():

@@ -233,3 +233,13 @@ def test_channels_last_trains_the_same_model(tmp_path):
         trainer.train()
         losses[channels_last] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_model_card_already_in_output_dir_is_kept(tmp_path):
+    trainer = BigDropTrainer(model=tiny_model(), args=make_args(tmp_path))
+    card = tmp_path / "run" / "README.md"
+    trainer.create_model_card()
+    assert card.exists() and "hf_bigdrop-written" not in card.read_text()  # the Trainer's own card
+    card.write_text("hf_bigdrop-written card")
+    trainer.create_model_card()  # e.g. inside push_to_hub, after run_ood.py wrote the o.o.d. card
+    assert card.read_text() == "hf_bigdrop-written card"

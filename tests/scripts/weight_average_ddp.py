@@ -1,0 +1,82 @@
+"""Trains a tiny BigDrop model with trajectory weight averaging and ensembling; each process writes its average.
+
+Usage: python weight_average_ddp.py OUTPUT_FOLDER  (run it with 2 processes: every rank must hold the same average)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from transformers import ResNetConfig
+
+from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+from hf_bigdrop.metrics import make_compute_metrics
+from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments
+
+
+class ToyImages(torch.utils.data.Dataset):
+    """Images whose class is the colour channel that is brightest: learnable in a few steps."""
+
+    def __init__(self, size: int, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, 3, (size,), generator=generator)
+        self.pixels = torch.rand(size, 3, 16, 16, generator=generator)
+        self.pixels[torch.arange(size), self.labels] += 1.0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"pixel_values": self.pixels[index], "labels": self.labels[index]}
+
+
+def main(folder: str) -> None:
+    torch.manual_seed(0)
+    config = BigDropConfig(
+        backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
+        num_labels=3,
+        classifier_init="normal",
+    )
+    args = BigDropTrainingArguments(
+        output_dir=str(Path(folder) / "run"),
+        use_cpu=True,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        max_steps=4,
+        learning_rate=0.05,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        weight_averaging_start_step=1,
+        ensemble_start_step=2,
+    )
+    trainer = BigDropTrainer(
+        model=BigDropForImageClassification(config),
+        args=args,
+        train_dataset=ToyImages(64, seed=0),
+        eval_dataset={"val_a": ToyImages(21, seed=1), "val_b": ToyImages(16, seed=2)},
+        compute_metrics=make_compute_metrics(),
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    average = trainer.weight_averaging.averaged.module.state_dict()
+    state = PartialState()
+    result = {
+        "n_averaged": trainer.weight_averaging.n_averaged,
+        "average": {k: v.flatten().tolist() for k, v in average.items() if v.is_floating_point()},
+        "eval_wa_val_accuracy": metrics["eval_wa_val_accuracy"],
+        "eval_ens_val_accuracy": metrics["eval_ens_val_accuracy"],
+    }
+    (Path(folder) / f"rank{state.process_index}.json").write_text(json.dumps(result))
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
