@@ -358,6 +358,7 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
         # materialised once, not loaded and then copied into a randomly initialised twin.
         with torch.device("meta"):
             model = cls(config)
+        backbone.config = model.backbone.config  # one config object, shared with model.config.backbone_config
         model.backbone = backbone.to(dtype=model.backbone.dtype)  # the dtype the copy used to get
         if config.freeze_backbone:
             model.backbone.requires_grad_(False)

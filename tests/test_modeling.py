@@ -319,6 +319,7 @@ def test_from_backbone_builds_the_backbone_once_and_initialises_the_head(init, t
     # Loading builds its backbone on the meta device and fills it from the checkpoint; the model around it is
     # also built on meta, so no randomly initialised twin of the backbone is ever allocated.
     assert built and set(built) == {"meta"}
+    assert model.backbone.config is model.config.backbone_config
     tensors = dict(model.named_parameters()) | dict(model.named_buffers())
     assert not [name for name, tensor in tensors.items() if tensor.is_meta]
     assert (
