@@ -439,8 +439,20 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                 "that holds the whole backbone, or another `pooling` if these are an untrained pooler's weights."
             )
 
-        model = cls(config)
-        model.backbone.load_state_dict(backbone.state_dict(), strict=True)
+        # Build the model without a backbone of its own (meta tensors) and take the loaded one: the backbone is
+        # materialised once, not loaded and then copied into a randomly initialised twin.
+        with torch.device("meta"):
+            model = cls(config)
+        backbone.config = model.backbone.config  # one config object, shared with model.config.backbone_config
+        model.backbone = backbone.to(dtype=model.backbone.dtype)  # the dtype the copy used to get
+        if config.freeze_backbone:
+            model.backbone.requires_grad_(False)
+        device = next(backbone.parameters()).device
+        for module in model.modules():  # the new head: give it memory, then its configured initialisation
+            tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+            if any(tensor.is_meta for tensor in tensors):
+                module.to_empty(device=device, recurse=False)
+                model._init_weights(module)
         model.name_or_path = str(name_or_path)
         return model
 

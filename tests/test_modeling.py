@@ -17,6 +17,7 @@ from transformers import (
     AutoConfig,
     AutoModelForImageClassification,
     ResNetConfig,
+    ResNetModel,
     TimmWrapperConfig,
     ViTConfig,
     ViTModel,
@@ -328,6 +329,38 @@ def test_from_backbone_loads_every_backbone_weight(checkpoint):
         torch.testing.assert_close(value, source_state[name], msg=name)
     assert model.config.backbone_name_or_path == str(folder)
     assert model.config.num_labels == 5
+
+
+@pytest.mark.parametrize("init", ["zeros", "normal"])
+def test_from_backbone_builds_the_backbone_once_and_initialises_the_head(init, tmp_path, monkeypatch):
+    save_classifier("resnet", tmp_path)
+    built = []
+    original_init = ResNetModel.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        built.append(next(self.parameters()).device.type)
+
+    monkeypatch.setattr(ResNetModel, "__init__", recording_init)
+    model = BigDropForImageClassification.from_backbone(
+        tmp_path, num_labels=4, classifier_init=init, freeze_backbone=True
+    )
+    # Loading builds its backbone on the meta device and fills it from the checkpoint; the model around it is
+    # also built on meta, so no randomly initialised twin of the backbone is ever allocated.
+    assert built and set(built) == {"meta"}
+    assert model.backbone.config is model.config.backbone_config
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    assert not [name for name, tensor in tensors.items() if tensor.is_meta]
+    assert (
+        not any(p.requires_grad for p in model.backbone.parameters())
+        and model.classifier.weight.requires_grad
+    )
+    assert torch.count_nonzero(model.classifier.bias) == 0
+    if init == "zeros":
+        assert torch.count_nonzero(model.classifier.weight) == 0
+    else:
+        assert model.classifier.weight.std().item() == pytest.approx(0.02, rel=0.5)
+    model(pixel_batch(2), labels=torch.tensor([0, 3])).loss.backward()
 
 
 def test_from_backbone_accepts_base_models_and_instances(tmp_path):

@@ -135,6 +135,19 @@ def test_argument_validation(tmp_path, kwargs, message):
         make_args(tmp_path, **kwargs)
 
 
+def test_evaluation_batches_default_to_64_and_stay_overridable(tmp_path):
+    assert make_args(tmp_path).per_device_eval_batch_size == 64
+    assert make_args(tmp_path).eval_batch_size == 64
+    assert make_args(tmp_path, per_device_eval_batch_size=4).eval_batch_size == 4
+    trainer = BigDropTrainer(
+        model=tiny_model(),
+        args=make_args(tmp_path),
+        eval_dataset=apply_transforms(colour_dataset({"art": 70}), PROCESSOR, train=False),
+        data_collator=DomainCollator(),
+    )
+    assert [len(batch["labels"]) for batch in trainer.get_eval_dataloader()] == [64, 6]
+
+
 def test_selection_reads_training_domains_unless_oracle(tmp_path):
     common = dict(eval_strategy="steps", save_strategy="steps", load_best_model_at_end=True)
     assert make_args(tmp_path, **common).metric_for_best_model == "val_accuracy"

@@ -1,0 +1,132 @@
+"""The benchmark scripts' CPU-runnable parts: argument handling, the GPU check's dry run, a tiny throughput run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO
+
+GPU_CHECK = REPO / "benchmarks" / "gpu_check.sh"
+THROUGHPUT = REPO / "benchmarks" / "throughput.py"
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON": sys.executable}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, **kwargs)
+
+
+def test_gpu_check_dry_run_writes_the_report_with_every_step(tmp_path):
+    result = run(["bash", str(GPU_CHECK), "--dry-run", "--steps", "40", str(tmp_path / "out")])
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "out" / "gpu_report.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
+    expected = [
+        "train-bf16",
+        "resume-bf16",
+        "train-fp16",
+        "resume-fp16",
+        "throughput-cuda",
+        "accelerate-bf16",
+    ]
+    assert [name for name in rows if name != "step"] == expected
+    commands = {name: (tmp_path / "out" / "logs" / f"{name}.cmd").read_text() for name in expected}
+    assert "--bf16 True" in commands["train-bf16"] and "--max_steps 40" in commands["train-bf16"]
+    assert "--image_size 224" in commands["train-fp16"] and "--fp16 True" in commands["train-fp16"]
+    assert (
+        "--resume_from_checkpoint True" in commands["resume-fp16"]
+        and "--max_steps 42" in commands["resume-fp16"]
+    )
+    assert commands["resume-bf16"].count("run-bf16") == 1 and "run-bf16" in commands["train-bf16"]
+    assert "--device cuda" in commands["throughput-cuda"]
+    assert "--mixed_precision bf16" in commands["accelerate-bf16"]
+    assert all(command.startswith(sys.executable) for command in commands.values())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "missing OUTPUT_DIR"),
+        (["--budget", "soon", "out"], "positive integer"),
+        (["--fast", "out"], "unknown option --fast"),
+        (["a", "b"], "one OUTPUT_DIR only"),
+    ],
+)
+def test_gpu_check_rejects_bad_arguments(arguments, message, tmp_path):
+    result = run(["bash", str(GPU_CHECK), *arguments], cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_throughput_rejects_cuda_only_options_on_cpu():
+    result = run([sys.executable, str(THROUGHPUT), "--amp", "bf16"])
+    assert result.returncode == 2 and "--amp is for --device cuda" in result.stderr
+
+
+def _rows(output: str) -> dict[tuple[str, str], list[str]]:
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| tiny-resnet"):
+            rows[(cells[0], cells[1])] = cells[2:]
+    return rows
+
+
+def test_throughput_compares_with_the_stock_head_on_cpu(tmp_path):
+    flags = [
+        "--models",
+        "tiny-resnet",
+        "--image-size",
+        "32",
+        "--batch",
+        "4",
+        "--eval-batch",
+        "4",
+        "--steps",
+        "1",
+    ]
+    flags += [
+        "--eval-steps",
+        "1",
+        "--rounds",
+        "1",
+        "--threads",
+        "1",
+        "--skip-memory",
+        "--output",
+        "report.md",
+    ]
+    result = run([sys.executable, str(THROUGHPUT), *flags], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = _rows((tmp_path / "report.md").read_text())
+    assert set(rows) == {("tiny-resnet", "stock"), ("tiny-resnet", "bigdrop")}
+    stock, bigdrop = rows[("tiny-resnet", "stock")], rows[("tiny-resnet", "bigdrop")]
+    assert float(stock[1]) == 1.0 and float(stock[3]) == 1.0  # ratios against itself
+    steps, ratio = float(bigdrop[0]), float(bigdrop[1])
+    assert steps > 0 and ratio == pytest.approx(steps / float(stock[0]), rel=0.01)
+
+
+@pytest.mark.slow
+def test_throughput_memory_and_loading_probes(tmp_path):
+    flags = [
+        "--models",
+        "tiny-resnet",
+        "--image-size",
+        "32",
+        "--batch",
+        "4",
+        "--eval-batch",
+        "4",
+        "--steps",
+        "1",
+    ]
+    flags += ["--eval-steps", "1", "--rounds", "1", "--threads", "1", "--load", "--output", "report.md"]
+    result = run([sys.executable, str(THROUGHPUT), *flags], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "report.md").read_text()
+    rows = _rows(text)
+    assert len(rows) == 2  # the load table's rows share the key, the later (load) rows win
+    for cells in rows.values():
+        assert all(float(cell) > 0 for cell in cells)
+    assert "| checkpoint | loader | load s |" in text
