@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-# Without these, 2-core machines stall for seconds in malloc and throughput drops several-fold (see DESIGN.md).
+# Without these, 2-core machines stall for seconds in malloc and throughput drops several-fold
+# (see docs/benchmarks.md, "Allocator stalls on small machines").
 TUNED_ALLOCATOR = {
     "MALLOC_ARENA_MAX": "1",
     "MALLOC_MMAP_THRESHOLD_": "33554432",

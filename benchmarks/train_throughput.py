@@ -8,7 +8,7 @@ ImageNet EfficientNet-Lite0, the `make demo` configuration (64 px, 48 images a s
     python benchmarks/train_throughput.py [--backbone embedded:efficientnet-lite0] [--image-size 64] [--batch 48]
 
 The script re-executes itself with glibc allocator settings (``MALLOC_ARENA_MAX=1`` ...) unless they are set: on
-2-core machines the default allocator stalls for seconds (see DESIGN.md).
+2-core machines the default allocator stalls for seconds (see docs/benchmarks.md, "Allocator stalls").
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from accelerate import PartialState
 from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
 from transformers.trainer_utils import get_last_checkpoint, set_seed
 
-from hf_bigdrop import BigDropForImageClassification
+from hf_bigdrop import BigDropConfig, BigDropForImageClassification
 from hf_bigdrop.configuration_bigdrop import CLASSIFIER_INIT_CHOICES, POOLING_CHOICES
 from hf_bigdrop.data import (
     DomainCollator,
@@ -149,13 +149,29 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Big
             )
         parser.set_defaults(**values)
         argv = argv[1:]
-    return parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    check_model_arguments(model_args)
+    return model_args, data_args, training_args
+
+
+def check_model_arguments(model_args: ModelArguments) -> None:
+    """Fails fast, before any data or weights are loaded, on a model argument that `BigDropConfig` refuses.
+
+    A config file's values bypass the command line's `choices`, so the config itself judges them (it names the bad
+    value and the valid ones).
+    """
+    BigDropConfig(**model_args.config_kwargs())
 
 
 def _read_config_file(path: Path) -> dict:
     if not path.exists():
         raise UsageError(f"config file {str(path)!r} does not exist")
-    values = (yaml.safe_load if path.suffix in (".yaml", ".yml") else json.loads)(path.read_text()) or {}
+    try:
+        values = (yaml.safe_load if path.suffix in (".yaml", ".yml") else json.loads)(path.read_text()) or {}
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        raise UsageError(
+            f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {error}"
+        ) from None
     if not isinstance(values, dict):
         raise UsageError(f"config file {str(path)!r} must hold a mapping of argument names to values")
     return values

@@ -1,5 +1,7 @@
 """hf_bigdrop: fine-tuning with very large dropout (Zhang & Bottou, 2024) for Hugging Face vision models."""
 
+import importlib
+
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from .backbones import EMBEDDED_BACKBONES, embedded_backbone_path
@@ -19,4 +21,21 @@ BigDropForImageClassification.register_for_auto_class("AutoModelForImageClassifi
 for _name in EMBEDDED_BACKBONES:
     register_backbone_alias(_name, lambda name=_name: embedded_backbone_path(name))
 
-__all__ = ["BigDropConfig", "BigDropForImageClassification", "BigDropPreTrainedModel", "__version__"]
+# The trainer imports `transformers.Trainer` (and with it accelerate): loaded on first use, as transformers does.
+_LAZY_ATTRIBUTES = {"BigDropTrainer": ".training", "BigDropTrainingArguments": ".training"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "BigDropConfig",
+    "BigDropForImageClassification",
+    "BigDropPreTrainedModel",
+    "BigDropTrainer",
+    "BigDropTrainingArguments",
+    "__version__",
+]

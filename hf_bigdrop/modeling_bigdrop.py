@@ -205,7 +205,9 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
 
     def __init__(self, config: BigDropConfig):
         super().__init__(config)
-        self.pooling = resolve_pooling(config)
+        # The config records what "auto" resolved to, so a saved model keeps reading the same feature even if the
+        # per-family table changes in a later version.
+        self.pooling = config.pooling = resolve_pooling(config)
         self.backbone = AutoModel.from_config(
             config.backbone_config, **_backbone_init_kwargs(config.backbone_config, self.pooling)
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -253,6 +255,15 @@ def test_freeze_backbone_is_a_linear_probe():
 )
 def test_auto_pooling_per_family(backbone_config, expected):
     assert resolve_pooling(BigDropConfig(backbone_config=backbone_config, num_labels=2)) == expected
+
+
+def test_saved_config_records_what_auto_pooling_resolved_to(tmp_path):
+    # A later change of the per-family table must not change the feature a saved model reads.
+    save_classifier("vit", tmp_path / "backbone")
+    model = BigDropForImageClassification.from_backbone(tmp_path / "backbone", num_labels=2)
+    assert model.config.pooling == model.pooling == "cls"
+    model.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["pooling"] == "cls"
 
 
 def test_timm_models_with_a_pre_logits_layer():

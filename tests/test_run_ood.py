@@ -282,6 +282,28 @@ def test_config_file_errors(tmp_path):
         run_ood.parse_arguments([str(config)])
     with pytest.raises(run_ood.UsageError, match="does not exist"):
         run_ood.parse_arguments([str(tmp_path / "missing.yaml")])
+    config.write_text("dropout_rate: [0.5\n")
+    with pytest.raises(run_ood.UsageError, match=r"recipe.yaml' is not valid YAML"):
+        run_ood.parse_arguments([str(config)])
+    config.with_suffix(".json").write_text('{"dropout_rate": 0.5,}')
+    with pytest.raises(run_ood.UsageError, match=r"recipe.json' is not valid JSON"):
+        run_ood.parse_arguments([str(config.with_suffix(".json"))])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("dropout_rate: 1.5", r"dropout_rate.*\[0, 1\)"),
+        ("pooling: average", r"'average'.*'pooler'"),
+        ("classifier_init: ones", r"'ones'.*'zeros'"),
+    ],
+)
+def test_model_arguments_are_checked_before_any_work(tmp_path, line, message):
+    # A config file's values bypass argparse's `choices`: the parser must still refuse them at once.
+    config = tmp_path / "recipe.yaml"
+    config.write_text(f"dataset: no-such-dataset\n{line}\n")
+    with pytest.raises(ValueError, match=message):
+        run_ood.parse_arguments([str(config)])
 
 
 def test_oracle_selection_needs_a_held_out_validation_split(backbone, tmp_path):

@@ -256,3 +256,13 @@ def test_model_card_already_in_output_dir_is_kept(tmp_path):
     card.write_text("hf_bigdrop-written card")
     trainer.create_model_card()  # e.g. inside push_to_hub, after run_ood.py wrote the o.o.d. card
     assert card.read_text() == "hf_bigdrop-written card"
+
+
+def test_trainer_classes_are_public_names():
+    import hf_bigdrop
+    from hf_bigdrop import training
+
+    assert hf_bigdrop.BigDropTrainer is training.BigDropTrainer
+    assert hf_bigdrop.BigDropTrainingArguments is training.BigDropTrainingArguments
+    with pytest.raises(AttributeError, match="no attribute 'NotAThing'"):
+        hf_bigdrop.NotAThing  # noqa: B018
