@@ -250,6 +250,15 @@ def _step_schedule(milestones: list[int], gamma: float, warmup_steps: int):
     return factor
 
 
+def _forked_rng(device: torch.device):
+    """`torch.random.fork_rng` over the CPU generator and, on CUDA, the current device's."""
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    return torch.random.fork_rng(
+        devices=[device.index if device.index is not None else torch.cuda.current_device()]
+    )
+
+
 class BigDropTrainer(Trainer):
     """A `Trainer` with the paper's protocol (see `BigDropTrainingArguments`). The plain `Trainer` works too."""
 
@@ -423,7 +432,12 @@ class BigDropTrainer(Trainer):
             averaging = self.weight_averaging
             if averaging is not None and averaging.n_averaged > 0:
                 self._evaluating_average = True
-                with averaging.evaluating_average(self.model, self._batchnorm_batches()):
+                # Each evaluation DataLoader draws its seed from the global random stream: fork it, so that
+                # switching the average on leaves the live model's training (its dropout masks) unchanged.
+                with (
+                    _forked_rng(self.args.device),
+                    averaging.evaluating_average(self.model, self._batchnorm_batches()),
+                ):
                     metrics.update(super().evaluate(eval_dataset, ignore_keys, f"{metric_key_prefix}_wa"))
         finally:
             self._nested_evaluation = self._evaluating_average = False

@@ -201,6 +201,24 @@ def test_evaluating_the_average_leaves_the_live_weights_bitwise_unchanged(tmp_pa
     assert set(_method_accuracies(metrics, "wa")) == set(_method_accuracies(metrics, ""))
 
 
+def test_switching_averaging_on_leaves_the_live_training_unchanged(tmp_path):
+    # Evaluating the average must not draw from the global random stream (each evaluation DataLoader takes a
+    # seed from it), or the live model's dropout masks after the first evaluation would change with the switch.
+    final = {}
+    for start in (1, None):
+        torch.manual_seed(0)
+        trainer = _trainer(
+            tmp_path / str(start),
+            model=tiny_model(classifier_init="normal", dropout_rate=0.5),
+            weight_averaging_start_step=start,
+            ensemble_start_step=None,
+        )
+        trainer.train()
+        final[start] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert final[1].keys() == final[None].keys()
+    assert all(torch.equal(final[1][k], final[None][k]) for k in final[1])
+
+
 def test_unfrozen_batchnorm_statistics_are_re_estimated_for_the_average(tmp_path):
     trainer = _trainer(tmp_path, model=tiny_model(classifier_init="normal", freeze_batchnorm=False))
     trainer.train()
