@@ -36,6 +36,7 @@ from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
 from transformers.trainer_utils import get_last_checkpoint, set_seed
 
 from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+from hf_bigdrop.backbones import is_embedded_backbone
 from hf_bigdrop.configuration_bigdrop import CLASSIFIER_INIT_CHOICES, POOLING_CHOICES
 from hf_bigdrop.data import (
     DomainCollator,
@@ -46,6 +47,7 @@ from hf_bigdrop.data import (
     image_spec_from_processor,
     load_domain_dataset,
 )
+from hf_bigdrop.hub import is_hub_id
 from hf_bigdrop.metrics import make_compute_metrics
 from hf_bigdrop.modelcard import write_model_card
 from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
@@ -365,9 +367,9 @@ def check_backbone_reachable(name: str) -> None:
     """Fails fast, in one line, when the backbone is a Hub id that offline mode cannot download."""
     from huggingface_hub import constants, try_to_load_from_cache
 
-    if name.startswith("embedded:") or Path(name).exists() or not constants.HF_HUB_OFFLINE:
+    if is_embedded_backbone(name) or Path(name).exists() or not constants.HF_HUB_OFFLINE:
         return
-    if name.count("/") != 1:
+    if not is_hub_id(name):
         raise UsageError(
             f"backbone {name!r} is not a local folder, an embedded backbone or a Hub id (owner/name)"
         )

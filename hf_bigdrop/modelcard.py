@@ -7,6 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .hub import is_hub_id
 from .results import METHOD_TITLES, RunResults, domain_table
 from .selection import LAST_STEP, ORACLE, TRAINING_DOMAIN_VALIDATION
 
@@ -17,10 +18,6 @@ CITATION = """@article{zhang2024finetuning,
   journal = {arXiv preprint arXiv:2403.00946},
   year    = {2024}
 }"""
-
-
-def _is_hub_id(name: str) -> bool:
-    return name.count("/") == 1 and not name.startswith(("/", ".", "embedded:")) and not Path(name).exists()
 
 
 def build_model_card(results: RunResults, *, model_id: str | None = None) -> ModelCard:
@@ -39,8 +36,8 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
-        base_model=results.backbone if _is_hub_id(results.backbone) else None,
-        datasets=[results.dataset] if _is_hub_id(results.dataset) else None,
+        base_model=results.backbone if is_hub_id(results.backbone) else None,
+        datasets=[results.dataset] if is_hub_id(results.dataset) else None,
         tags=[
             "hf_bigdrop",
             "very-large-dropout",

@@ -58,6 +58,7 @@ def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
     name = str(name_or_path)
     if name in _BACKBONE_ALIASES:
         return str(_BACKBONE_ALIASES[name]())
+    # The prefix is `hf_bigdrop.backbones.EMBEDDED_PREFIX`, spelt out: this file is exported and imports no hf_bigdrop.
     if name.startswith("embedded:"):
         raise ValueError(f"Unknown embedded backbone {name!r}; known ones are {sorted(_BACKBONE_ALIASES)}.")
     return name
