@@ -73,19 +73,23 @@ def _rows(output: str) -> dict[tuple[str, str], list[str]]:
     return rows
 
 
+# The smallest throughput.py run: one tiny ResNet, 32 px, batches of 4, one step.
+TINY_RUN = (
+    "--models",
+    "tiny-resnet",
+    "--image-size",
+    "32",
+    "--batch",
+    "4",
+    "--eval-batch",
+    "4",
+    "--steps",
+    "1",
+)
+
+
 def test_throughput_compares_with_the_stock_head_on_cpu(tmp_path):
-    flags = [
-        "--models",
-        "tiny-resnet",
-        "--image-size",
-        "32",
-        "--batch",
-        "4",
-        "--eval-batch",
-        "4",
-        "--steps",
-        "1",
-    ]
+    flags = list(TINY_RUN)
     flags += [
         "--eval-steps",
         "1",
@@ -109,18 +113,7 @@ def test_throughput_compares_with_the_stock_head_on_cpu(tmp_path):
 
 @pytest.mark.slow
 def test_throughput_memory_and_loading_probes(tmp_path):
-    flags = [
-        "--models",
-        "tiny-resnet",
-        "--image-size",
-        "32",
-        "--batch",
-        "4",
-        "--eval-batch",
-        "4",
-        "--steps",
-        "1",
-    ]
+    flags = list(TINY_RUN)
     flags += ["--eval-steps", "1", "--rounds", "1", "--threads", "1", "--load", "--output", "report.md"]
     result = run([sys.executable, str(THROUGHPUT), *flags], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

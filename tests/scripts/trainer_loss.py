@@ -10,25 +10,10 @@ import sys
 
 import torch
 from accelerate import PartialState
+from toy_images import ToyImages  # beside this script: its folder is the first entry of sys.path
 from transformers import ResNetConfig, Trainer, TrainingArguments
 
 from hf_bigdrop import BigDropConfig, BigDropForImageClassification
-
-
-class ToyImages(torch.utils.data.Dataset):
-    """Images whose class is the colour channel that is brightest: learnable in a few steps."""
-
-    def __init__(self, size: int, seed: int):
-        generator = torch.Generator().manual_seed(seed)
-        self.labels = torch.randint(0, 3, (size,), generator=generator)
-        self.pixels = torch.rand(size, 3, 16, 16, generator=generator)
-        self.pixels[torch.arange(size), self.labels] += 1.0
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"pixel_values": self.pixels[index], "labels": self.labels[index]}
 
 
 def main(output: str, per_device_batch_size: int) -> None:
