@@ -56,6 +56,17 @@ METRIC_TITLES = {
 }
 
 
+def _check_positive(values: dict[str, float]) -> None:
+    bad = {name: value for name, value in values.items() if not value > 0}
+    if bad:
+        raise ValueError(f"these arguments must be > 0: {bad}")
+
+
+def _check_budgets(budgets: list[int]) -> None:
+    if not budgets or min(budgets) < 1:
+        raise ValueError(f"budgets={budgets} must be a non-empty list of step counts >= 1")
+
+
 @dataclass
 class ExperimentArguments:
     """What to run and where to write it."""
@@ -155,11 +166,8 @@ class LinearArguments:
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
         }
-        bad = {name: value for name, value in positive.items() if not value > 0}
-        if bad:
-            raise ValueError(f"these arguments must be > 0: {bad}")
-        if not self.budgets or min(self.budgets) < 1:
-            raise ValueError(f"budgets={self.budgets} must be a non-empty list of step counts >= 1")
+        _check_positive(positive)
+        _check_budgets(self.budgets)
         if not self.shared_noises or min(self.shared_noises) < 0:
             raise ValueError(f"shared_noises={self.shared_noises} must be a non-empty list of values >= 0")
         if any(wd < 0 for wd in self.weight_decays):
@@ -586,8 +594,7 @@ class PretrainedArguments:
             raise ValueError(
                 f"cue_agreements={self.cue_agreements} must be a non-empty list of values in [0, 1]"
             )
-        if not self.budgets or min(self.budgets) < 1:
-            raise ValueError(f"budgets={self.budgets} must be a non-empty list of step counts >= 1")
+        _check_budgets(self.budgets)
         positive = {
             "image_size": self.image_size,
             "examples_per_class": self.examples_per_class,
@@ -599,9 +606,7 @@ class PretrainedArguments:
             "workers": self.workers,
             "cpu_threads": self.cpu_threads,
         }
-        bad = {name: value for name, value in positive.items() if not value > 0}
-        if bad:
-            raise ValueError(f"these arguments must be > 0: {bad}")
+        _check_positive(positive)
         if not 0 < 2 * self.cue_width < self.image_size:
             raise ValueError(
                 f"cue_width={self.cue_width} must be >= 1 and leave part of a {self.image_size}-px image"

@@ -118,10 +118,8 @@ def select(
                 f"selection strategy {strategy!r} reads {key!r}, which no evaluation of {method!r} logged"
                 + (" (oracle selection needs test_holdout_fraction)" if group == "oracle" else "")
             )
-        step, best = scored[0]
-        for candidate, value in scored[1:]:
-            if value > best:  # strictly better: the first best step is kept, like the Trainer's checkpoint
-                step, best = candidate, value
+        # `max` keeps the first of equal values: a later step must be strictly better, like the Trainer's checkpoint.
+        step, _ = max(scored, key=lambda scored_step: scored_step[1])
     return Selection(method, strategy, step, domain_accuracies(by_step[step]))
 
 
