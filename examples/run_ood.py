@@ -281,9 +281,8 @@ def collect_results(
 ) -> RunResults:
     """The typed record of a trained run: what the trainer selected per method, and how the run was set up."""
     selections = trainer.select_models()
-    if (
-        "live" not in selections
-    ):  # never evaluated during training (eval_strategy "no"): evaluate the last model
+    # Never evaluated during training (eval_strategy "no"): evaluate the last model.
+    if "live" not in selections:
         trainer.evaluate()
         selections = trainer.select_models()
     live = live_method_name(model_args.dropout_rate)
