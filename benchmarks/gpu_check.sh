@@ -54,7 +54,7 @@ START=$(date +%s)
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 
 RUNNER="$REPO/examples/run_ood.py"
-CONFIG="$REPO/examples/configs/demo.yaml"
+CONFIG="$REPO/examples/configs/digits.yaml"
 EVAL_EVERY=$(( STEPS / 3 > 0 ? STEPS / 3 : 1 ))
 RECIPE=(--image_size 224 --eval_steps "$EVAL_EVERY" --save_steps "$EVAL_EVERY"
         --logging_steps 25 --dataloader_num_workers 4)

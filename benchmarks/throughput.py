@@ -353,7 +353,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true", help="no peak-memory subprocesses (CPU)")
     parser.add_argument("--load", action="store_true", help="also time from_backbone against from_pretrained")
     parser.add_argument("--scaling", action="store_true", help="also 1 vs 2 processes of run_ood.py on CPU")
-    parser.add_argument("--scaling-config", default=str(REPO / "examples" / "configs" / "demo.yaml"))
+    parser.add_argument("--scaling-config", default=str(REPO / "examples" / "configs" / "digits.yaml"))
     parser.add_argument("--scaling-steps", type=int, default=30)
     parser.add_argument(
         "--work-dir", default=None, help="where random checkpoints are saved (default: a temp dir)"

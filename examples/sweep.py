@@ -11,7 +11,7 @@ Usage:
 
 The sweep file (YAML):
 
-    config: examples/configs/demo.yaml      # the run_ood.py recipe every job starts from
+    config: examples/configs/digits.yaml      # the run_ood.py recipe every job starts from
     output_dir: runs/sweep_digits
     arguments: {max_steps: 800}             # optional: fixed overrides of the recipe
     grid:                                   # every combination is one job (one run_ood.py call)
@@ -47,7 +47,6 @@ EXAMPLES = Path(__file__).resolve().parent
 RUNNER = EXAMPLES / "run_ood.py"
 COMBINER = EXAMPLES / "combine_runs.py"
 LAUNCHERS = ("local", "slurm")
-TABLE_START, TABLE_END = "<!-- sweep-table:start -->", "<!-- sweep-table:end -->"
 
 
 @dataclass
@@ -322,8 +321,9 @@ def plot(rows: list[Row], domains: list[str], error: str, path: Path) -> None:
     plt.close(figure)
 
 
-def report(sweep: Sweep, jobs: list[Job], error: str, report_path: Path | None) -> str:
-    """Writes table.md, table.csv and accuracy.png into the sweep's output_dir (and the table into report_path)."""
+def report(sweep: Sweep, jobs: list[Job], error: str, report_path: Path | None, name: str = "sweep") -> str:
+    """Writes table.md, table.csv and accuracy.png into the sweep's output_dir (and the table into report_path,
+    between the markers of `name`)."""
     rows, domains, wall = collect(sweep, jobs)
     table = markdown_table(rows, domains, error)
     spread = (
@@ -341,17 +341,25 @@ def report(sweep: Sweep, jobs: list[Job], error: str, report_path: Path | None) 
     if rows:
         plot(rows, domains, error, sweep.output_dir / "accuracy.png")
     if report_path is not None:
-        _replace_between_markers(report_path, text)
+        replace_between_markers(report_path, text, name)
     return text
 
 
-def _replace_between_markers(path: Path, text: str) -> None:
+def table_markers(name: str) -> tuple[str, str]:
+    """The comments around a sweep's table in a report file; `name` is the sweep file's stem, so one page can hold
+    the tables of several sweeps."""
+    return f"<!-- sweep-table:start {name} -->", f"<!-- sweep-table:end {name} -->"
+
+
+def replace_between_markers(path: Path, text: str, name: str) -> None:
+    """Puts `text` between the markers of sweep `name` in `path`, keeping the rest of the file."""
+    start, end = table_markers(name)
     document = path.read_text()
-    if TABLE_START not in document or TABLE_END not in document:
-        raise ValueError(f"{path} needs the markers {TABLE_START} and {TABLE_END} around the table's place")
-    head, rest = document.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_START}\n{text}{TABLE_END}{tail}")
+    if start not in document or end not in document:
+        raise ValueError(f"{path} needs the markers {start} and {end} around the table's place")
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -368,7 +376,8 @@ def main(argv: list[str] | None = None) -> str:
         "--error", choices=("std", "sem"), default="std", help="spread over seeds in the table"
     )
     parser.add_argument(
-        "--report", type=Path, help="also put the table between the sweep-table markers of this file"
+        "--report", type=Path, help="also put the table between this sweep's markers in this file: <!-- sweep-table:start NAME --> and "
+        "<!-- sweep-table:end NAME -->, NAME the sweep file's name without .yaml",
     )
     args = parser.parse_args(argv)
     try:
@@ -398,7 +407,7 @@ def main(argv: list[str] | None = None) -> str:
         combine = [combine_command(f, g) for f, g in ready.items() if not (f / RESULTS_FILE).exists()]
         failed += run_local(combine)
         print(f"sweep ran for {(time.time() - start) / 3600:.2f} h", flush=True)
-    text = report(sweep, jobs, args.error, args.report)
+    text = report(sweep, jobs, args.error, args.report, name=Path(args.sweep).stem)
     print(text)
     if failed:
         print("failed:\n" + "\n".join(failed), file=sys.stderr)

@@ -257,7 +257,7 @@ def test_bf16_mixed_precision_on_cpu(backbone, tmp_path):
 
 def test_demo_config_parses():
     model_args, data_args, training_args = run_ood.parse_arguments(
-        [str(REPO / "examples" / "configs" / "demo.yaml")]
+        [str(REPO / "examples" / "configs" / "digits.yaml")]
     )
     assert model_args.backbone == "embedded:efficientnet-lite0"
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)

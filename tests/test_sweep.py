@@ -28,16 +28,23 @@ def load_sweep():
 sweep = load_sweep()
 
 
-def test_the_results_sweep_file_expands_to_the_documented_grid():
-    config = sweep.Sweep.load(REPO / "examples" / "configs" / "sweep_digits.yaml")
+def test_the_results_sweep_files_expand_to_the_documented_grids():
+    config = sweep.Sweep.load(REPO / "examples" / "configs" / "sweep_styles.yaml")
     jobs = sweep.expand(config)
     assert len(jobs) == 36
-    assert {job.test_domain for job in jobs} == {"mnist", "mnist_m", "optdigits", "typeface"}
+    assert {job.test_domain for job in jobs} == {"photo", "sketch", "cartoon", "painting"}
     assert len(sweep.combinations(config, jobs)) == 12  # 4 held-out domains x 3 dropout rates
+    assert jobs[0].command(config)[2] == "examples/configs/styles.yaml"
+
+    config = sweep.Sweep.load(REPO / "examples" / "configs" / "sweep_digits.yaml")
+    jobs = sweep.expand(config)
+    assert len(jobs) == 24
+    assert {job.test_domain for job in jobs} == {"mnist", "mnist_m", "optdigits", "typeface"}
+    assert len(sweep.combinations(config, jobs)) == 8  # 4 held-out domains x 2 dropout rates
     command = jobs[0].command(config)
-    assert command[1:3] == [str(REPO / "examples" / "run_ood.py"), "examples/configs/demo.yaml"]
+    assert command[1:3] == [str(REPO / "examples" / "run_ood.py"), "examples/configs/digits.yaml"]
     assert command[command.index("--dropout_rate") + 1] == "0.0"
-    assert command[-2:] == ["--output_dir", "runs/sweep_digits/mnist/dropout_rate=0.0/seed0"]
+    assert command[command.index("--output_dir") + 1] == "runs/sweep_digits/mnist/dropout_rate=0.0/seed0"
 
 
 def test_sweep_file_errors(tmp_path):
@@ -62,6 +69,17 @@ def test_table_means_stds_and_domainbed_standard_error():
     assert sem == pytest.approx((0.7, np.std([0.5, 0.7, 0.9]) / np.sqrt(3), 3))
     table = sweep.markdown_table([row], ["a", "b"], "std")
     assert "| dropout | 70.0 ± 20.0 (n=3) | 30.0 ± 14.1 (n=2) | 45.0 ± 14.1 (n=2) |" in table
+
+
+def test_report_replaces_only_its_own_sweeps_table(tmp_path):
+    page = tmp_path / "results.md"
+    a_start, a_end = sweep.table_markers("sweep_a")
+    b_start, b_end = sweep.table_markers("sweep_b")
+    page.write_text(f"# R\n{a_start}\nold a\n{a_end}\ntext\n{b_start}\nold b\n{b_end}\nend\n")
+    sweep.replace_between_markers(page, "new b\n", "sweep_b")
+    assert page.read_text() == f"# R\n{a_start}\nold a\n{a_end}\ntext\n{b_start}\nnew b\n{b_end}\nend\n"
+    with pytest.raises(ValueError, match="sweep-table:start sweep_c"):
+        sweep.replace_between_markers(page, "x", "sweep_c")
 
 
 def test_slurm_launcher_through_submitits_local_executor(tmp_path):
