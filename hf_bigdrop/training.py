@@ -30,6 +30,7 @@ from transformers.trainer_utils import get_last_checkpoint, seed_worker
 
 from .averaging import TrajectoryEnsemble, WeightAveragingCallback, has_trained_batchnorm
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids, domain_names
+from .metrics import mean_domain_accuracy, worst_domain_accuracy
 from .selection import (
     EVAL_GROUPS,
     LAST_STEP,
@@ -522,8 +523,8 @@ def summarize_domain_metrics(metrics: dict[str, float], prefix: str = "eval") ->
             if key.startswith(head) and key.endswith("_accuracy") and key.count("_") > head.count("_")
         ]
         if values:
-            summary[f"{prefix}_{group}_accuracy"] = float(np.mean(values))
-            summary[f"{prefix}_{group}_worst_accuracy"] = float(np.min(values))
+            summary[f"{prefix}_{group}_accuracy"] = mean_domain_accuracy(values)
+            summary[f"{prefix}_{group}_worst_accuracy"] = worst_domain_accuracy(values)
     return summary
 
 
