@@ -99,12 +99,6 @@ class BigDropTrainingArguments(TrainingArguments):
             "EfficientNet-Lite0; see docs/benchmarks.md). Weights are saved as usual."
         },
     )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={
-            "help": "Start over in an output_dir that holds checkpoints of an earlier run (else refuse)."
-        },
-    )
     oracle_selection: bool = field(
         default=False,
         metadata={
