@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, update_bn
-from transformers import PreTrainedModel, TrainerCallback
+from transformers import AutoModelForImageClassification, PreTrainedModel, TrainerCallback
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -398,8 +398,6 @@ def _state_dict(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_model(run_dir: Path) -> PreTrainedModel:
-    from transformers import AutoModelForImageClassification
-
     return AutoModelForImageClassification.from_pretrained(run_dir).eval()
 
 

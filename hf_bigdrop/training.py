@@ -226,7 +226,7 @@ def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dat
         `eval_dataset`.
     """
     sets: dict[str, datasets.Dataset] = {}
-    for group, split in (("val", "validation"), ("test", "test"), ("oracle", "test_validation")):
+    for group, split in EVAL_GROUPS.items():
         if split not in splits:
             continue
         dataset = splits[split]
