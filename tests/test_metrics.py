@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from hf_bigdrop.metrics import (  # noqa: E402
+from hf_bigdrop.metrics import (
     PER_DOMAIN_ACCURACY_PATH,
     load_per_domain_accuracy,
     make_compute_metrics,

@@ -8,8 +8,7 @@ import sys
 import pytest
 import torch
 from test_hub_export import REMOTE_LOAD
-from test_training import tiny_model
-from tiny_models import pixel_batch
+from tiny_models import pixel_batch, tiny_model
 
 from hf_bigdrop.results import MethodResults, RunResults
 from hf_bigdrop.soups import average_state_dicts, ensemble_runs, greedy_soup, uniform_soup
