@@ -40,7 +40,16 @@ def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dat
 
 
 def summarize_domain_metrics(metrics: dict[str, float], prefix: str = "eval") -> dict[str, float]:
-    """Mean and worst `accuracy` over the `<prefix>_<group>_<domain>_accuracy` entries of each group."""
+    """Mean and worst `accuracy` over the `<prefix>_<group>_<domain>_accuracy` entries of each group.
+
+    Args:
+        metrics (`dict[str, float]`): evaluation metrics, e.g. `{"eval_val_photo_accuracy": 0.9, ...}`.
+        prefix (`str`, *optional*, defaults to `"eval"`): the method's key prefix (`eval`, `eval_wa`, `eval_ens`).
+
+    Returns:
+        `dict[str, float]`: `<prefix>_<group>_accuracy` (`mean_domain_accuracy`) and
+        `<prefix>_<group>_worst_accuracy` (`worst_domain_accuracy`) for each group with at least one domain.
+    """
     summary = {}
     for group in EVAL_GROUPS:
         head = f"{prefix}_{group}_"
