@@ -9,35 +9,28 @@ This file imports only numpy: ``evaluate.load(path)`` copies it next to the metr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 
 def mean_domain_accuracy(accuracies: Iterable[float]) -> float:
-    """The unweighted mean of per-domain accuracies: every domain counts alike, whatever its size.
+    """The unweighted mean of per-domain accuracies (every domain counts alike, whatever its size); `nan` for none.
 
     Args:
         accuracies (`Iterable[float]`): one accuracy per domain.
-
-    Returns:
-        `float`: their mean; `nan` when there is none.
     """
-    values = np.asarray(list(accuracies), dtype=float)
-    return float(values.mean()) if values.size else float("nan")
+    return _over_domains(np.mean, accuracies)
 
 
 def worst_domain_accuracy(accuracies: Iterable[float]) -> float:
-    """The lowest of per-domain accuracies.
+    """The lowest of per-domain accuracies (`accuracies`, one per domain); `nan` for none."""
+    return _over_domains(np.min, accuracies)
 
-    Args:
-        accuracies (`Iterable[float]`): one accuracy per domain.
 
-    Returns:
-        `float`: their minimum; `nan` when there is none.
-    """
+def _over_domains(reduce: Callable[[np.ndarray], float], accuracies: Iterable[float]) -> float:
     values = np.asarray(list(accuracies), dtype=float)
-    return float(values.min()) if values.size else float("nan")
+    return float(reduce(values)) if values.size else float("nan")
 
 
 def per_domain_accuracy(
