@@ -13,7 +13,7 @@ One job = one (dataset, held-out domain set, seed). Examples:
     # leave-one-domain-out over every domain in turn (one sub-folder per held-out domain)
     python examples/run_ood.py --test_domains all --output_dir runs/lodo
 
-Arguments come from three dataclasses (`--help` lists them all), also from a JSON/YAML file given as the first
+Arguments come from four dataclasses (`--help` lists them all), also from a JSON/YAML file given as the first
 argument; flags after the file override it. Writes to `output_dir`: the selected model (safetensors + code for
 `trust_remote_code`), its image processor, `results.json` and a model card `README.md`.
 """
@@ -133,13 +133,27 @@ class DataArguments:
     )
 
 
+@dataclass
+class RunArguments:
+    """What the runner does with an `output_dir` that an earlier run left checkpoints in."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output_dir that holds checkpoints of an earlier run (else refuse)."
+        },
+    )
+
+
 class UsageError(Exception):
     """A bad argument or input, reported as one line without a traceback."""
 
 
-def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, BigDropTrainingArguments]:
+def parse_arguments(
+    argv: list[str],
+) -> tuple[ModelArguments, DataArguments, BigDropTrainingArguments, RunArguments]:
     """Parses flags, optionally on top of a JSON/YAML file given as the first argument (flags override it)."""
-    dataclass_types = (ModelArguments, DataArguments, BigDropTrainingArguments)
+    dataclass_types = (ModelArguments, DataArguments, BigDropTrainingArguments, RunArguments)
     parser = HfArgumentParser(dataclass_types)
     if argv and argv[0].endswith((".json", ".yaml", ".yml")):
         values = _read_config_file(Path(argv[0]))
@@ -151,9 +165,9 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Big
             )
         parser.set_defaults(**values)
         argv = argv[1:]
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args, run_args = parser.parse_args_into_dataclasses(args=argv)
     check_model_arguments(model_args)
-    return model_args, data_args, training_args
+    return model_args, data_args, training_args, run_args
 
 
 def check_model_arguments(model_args: ModelArguments) -> None:
@@ -183,6 +197,7 @@ def run_job(
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: BigDropTrainingArguments,
+    run_args: RunArguments,
     *,
     resume_missing_ok: bool = False,
 ) -> RunResults:
@@ -195,8 +210,10 @@ def run_job(
             "--oracle_selection selects on a validation part of the held-out domains: set --test_holdout_fraction "
             "(DomainBed uses 0.2)"
         )
-    checkpoint = checkpoint_to_resume(training_args, missing_ok=resume_missing_ok)
-    if checkpoint is None and training_args.overwrite_output_dir and training_args.should_save:
+    checkpoint = checkpoint_to_resume(
+        training_args, overwrite_output_dir=run_args.overwrite_output_dir, missing_ok=resume_missing_ok
+    )
+    if checkpoint is None and run_args.overwrite_output_dir and training_args.should_save:
         remove_old_checkpoints(training_args.output_dir)
     with training_args.main_process_first(desc="preparing data and backbone"):
         splits = load_splits(data_args, training_args.seed)
@@ -216,7 +233,7 @@ def run_job(
     trainer = build_trainer(model, splits, image_processor, data_args, training_args)
     trainer.train(resume_from_checkpoint=checkpoint)
     results = collect_results(
-        trainer, model_args, data_args, train_domains, test_domains, time.time() - start
+        trainer, model_args, data_args, run_args, train_domains, test_domains, time.time() - start
     )
     save_outputs(trainer, results)
     return results
@@ -275,6 +292,7 @@ def collect_results(
     trainer: BigDropTrainer,
     model_args: ModelArguments,
     data_args: DataArguments,
+    run_args: RunArguments,
     train_domains: list[str],
     test_domains: list[str],
     wall_time_s: float,
@@ -309,6 +327,7 @@ def collect_results(
             "model": asdict(model_args),
             "data": asdict(data_args),
             "training": json.loads(args.to_json_string()),
+            "run": asdict(run_args),
         },
         versions=_versions(),
         history=[entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)],
@@ -330,13 +349,17 @@ def save_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
 RESUME_LATEST = ("True", "true", "last")
 
 
-def checkpoint_to_resume(args: BigDropTrainingArguments, *, missing_ok: bool = False) -> str | None:
+def checkpoint_to_resume(
+    args: BigDropTrainingArguments, *, overwrite_output_dir: bool = False, missing_ok: bool = False
+) -> str | None:
     """The checkpoint to resume from; refuses to train over an earlier run's checkpoints by accident.
 
     Args:
         args (`BigDropTrainingArguments`): `resume_from_checkpoint` is a path, or "True" for the latest one.
-        missing_ok (`bool`): with "True" and no checkpoint, start afresh instead of failing (a
-            leave-one-domain-out job that had not started when the run was killed).
+        overwrite_output_dir (`bool`, defaults to `False`): start afresh even if `output_dir` holds checkpoints
+            of an earlier run (`RunArguments.overwrite_output_dir`).
+        missing_ok (`bool`, defaults to `False`): with "True" and no checkpoint, start afresh instead of failing
+            (a leave-one-domain-out job that had not started when the run was killed).
 
     Returns:
         `str | None`: the checkpoint folder, or `None` to start afresh (with `overwrite_output_dir`, the earlier
@@ -348,7 +371,7 @@ def checkpoint_to_resume(args: BigDropTrainingArguments, *, missing_ok: bool = F
         if existing is None and not missing_ok:
             raise UsageError(f"--resume_from_checkpoint: no checkpoint-* folder in {args.output_dir}")
         return existing
-    if checkpoint is None and existing is not None and not args.overwrite_output_dir:
+    if checkpoint is None and existing is not None and not overwrite_output_dir:
         raise UsageError(
             f"{args.output_dir} holds checkpoints of an earlier run ({Path(existing).name}): pass "
             "--resume_from_checkpoint True to continue it, --overwrite_output_dir to start over, or another output_dir"
@@ -399,12 +422,12 @@ def _versions() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> list[RunResults]:
     """Runs one job, or one per held-out domain with `--test_domains all`."""
-    model_args, data_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    model_args, data_args, training_args, run_args = parse_arguments(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO, datefmt="%H:%M:%S")
     logging.getLogger().setLevel(logging.INFO if training_args.should_log else logging.WARNING)
 
     if [d.lower() for d in data_args.test_domains] != ["all"]:
-        return [run_job(model_args, data_args, training_args)]
+        return [run_job(model_args, data_args, training_args, run_args)]
 
     # Leave-one-domain-out: one job per domain, each in its own sub-folder (and Hub repository).
     domains = _all_domains(data_args, training_args)
@@ -421,7 +444,7 @@ def main(argv: list[str] | None = None) -> list[RunResults]:
         training_args.output_dir = folder
         if training_args.push_to_hub:
             training_args.hub_model_id = f"{hub_model_id or Path(root).name}-{domain}"
-        runs.append(run_job(model_args, job_data, training_args, resume_missing_ok=resuming))
+        runs.append(run_job(model_args, job_data, training_args, run_args, resume_missing_ok=resuming))
     training_args.hub_model_id = hub_model_id
     training_args.output_dir = root
     if training_args.should_log:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from hf_bigdrop.metrics import mean_domain_accuracy
 from hf_bigdrop.results import METHOD_TITLES, RESULTS_FILE, RunResults
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -263,7 +264,9 @@ def table_cells(row: Row, domains: list[str], error: str) -> list[tuple[float, f
     (seeds that finished every domain), then summarised over seeds."""
     cells = [summarize(list(row.by_domain.get(domain, {}).values()), error) for domain in domains]
     seeds = set.intersection(*(set(row.by_domain.get(d, {})) for d in domains)) if domains else set()
-    averages = [float(np.mean([row.by_domain[d][seed] for d in domains])) for seed in sorted(seeds, key=str)]
+    averages = [
+        mean_domain_accuracy(row.by_domain[d][seed] for d in domains) for seed in sorted(seeds, key=str)
+    ]
     return [*cells, summarize(averages, error)]
 
 

@@ -22,7 +22,7 @@ for _name in EMBEDDED_BACKBONES:
     register_backbone_alias(_name, lambda name=_name: embedded_backbone_path(name))
 
 # The trainer imports `transformers.Trainer` (and with it accelerate): loaded on first use, as transformers does.
-_LAZY_ATTRIBUTES = {"BigDropTrainer": ".training", "BigDropTrainingArguments": ".training"}
+_LAZY_ATTRIBUTES = {"BigDropTrainer": ".training", "BigDropTrainingArguments": ".training_args"}
 
 
 def __getattr__(name: str):

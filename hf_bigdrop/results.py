@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .metrics import mean_domain_accuracy
 from .selection import Selection
 
 RESULTS_FILE = "results.json"
@@ -44,11 +45,11 @@ class MethodResults:
 
     @property
     def mean_validation_accuracy(self) -> float:
-        return _mean(self.validation_accuracy)
+        return mean_domain_accuracy(self.validation_accuracy.values())
 
     @property
     def mean_test_accuracy(self) -> float:
-        return _mean(self.test_accuracy)
+        return mean_domain_accuracy(self.test_accuracy.values())
 
     @classmethod
     def from_selection(cls, selection: Selection) -> MethodResults:
@@ -200,10 +201,6 @@ def _from_single_method_format(payload: dict) -> dict:
 
 def _method_order(method: str) -> int:
     return list(METHOD_TITLES).index(method) if method in METHOD_TITLES else len(METHOD_TITLES)
-
-
-def _mean(values: dict[str, float]) -> float:
-    return sum(values.values()) / len(values) if values else float("nan")
 
 
 def _percent(value: float | None) -> str:

@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# Evaluation sets are named "<group>_<domain>"; each group is averaged over its domains.
-EVAL_GROUPS = {
-    "val": "validation split of the training domains (DomainBed's training-domain validation)",
-    "test": "held-out test domains (out of distribution)",
-    "oracle": "validation split of the held-out domains (oracle selection only)",
-}
+#: Evaluation group -> the `load_domain_dataset` split its per-domain sets come from. Evaluation sets are named
+#: `<group>_<domain>`, and each group is summarised over its domains: `val`, the validation split of the training
+#: domains (DomainBed's training-domain validation); `test`, the held-out domains (out of distribution); `oracle`, a
+#: validation split of the held-out domains (oracle selection only).
+EVAL_GROUPS = {"val": "validation", "test": "test", "oracle": "test_validation"}
 
 TRAINING_DOMAIN_VALIDATION = "training_domain_validation"
 ORACLE = "oracle"

@@ -1,4 +1,8 @@
-"""Shared test set-up: no network, tiny random backbones built in code."""
+"""Shared test set-up: the one place that keeps every test module offline (no module sets these itself).
+
+The tiny random backbones that tests build in code are in `tiny_models.py` (configs, BigDrop models, stock
+classifiers saved as checkpoints).
+"""
 
 import os
 

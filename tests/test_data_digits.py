@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import numpy as np
+import pytest
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from hf_bigdrop.data import DIGITS_DOMAINS, build_digits, digits_cache_dir, domain_ids, load_domain_dataset  # noqa: E402
+from hf_bigdrop.data import DIGITS_DOMAINS, build_digits, digits_cache_dir, domain_ids, load_domain_dataset
 
 SIZE = 16
 EXPECTED_COUNTS = {"mnist": 2500, "mnist_m": 2500, "optdigits": 1797, "typeface": 2000}

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
 
-import datasets  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from hf_bigdrop.data import domain_ids, load_domain_dataset  # noqa: E402
+from hf_bigdrop.data import domain_ids, load_domain_dataset
 
 DOMAINS = {"clipart": 20, "photo": 15, "sketch": 10}  # images per class
 CLASSES = ("cat", "dog", "fish")

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
 
-import datasets  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision.transforms import v2  # noqa: E402
-
-from hf_bigdrop.data import (  # noqa: E402
+from hf_bigdrop.data import (
     DomainBalancedBatchSampler,
     DomainCollator,
     apply_transforms,

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from hf_bigdrop.metrics import (  # noqa: E402
+from hf_bigdrop.metrics import (
     PER_DOMAIN_ACCURACY_PATH,
     load_per_domain_accuracy,
     make_compute_metrics,
+    mean_domain_accuracy,
     per_domain_accuracy,
+    worst_domain_accuracy,
 )
 
 PREDICTIONS = [0, 1, 2, 2, 1, 0, 0, 1]
@@ -72,3 +69,20 @@ def test_errors():
         per_domain_accuracy([], [])
     with pytest.raises(ValueError, match="domains .* differ in length"):
         per_domain_accuracy([0, 1], [0, 1], ["a"])
+
+
+def test_mean_and_worst_have_one_definition():
+    from hf_bigdrop.results import MethodResults
+    from hf_bigdrop.training import summarize_domain_metrics
+
+    accuracy = {"art": 2 / 3, "photo": 3 / 4, "sketch": 0.0}
+    mean, worst = mean_domain_accuracy(accuracy.values()), worst_domain_accuracy(accuracy.values())
+    assert (mean, worst) == (EXPECTED["mean_domain_accuracy"], EXPECTED["worst_domain_accuracy"])
+    # The metric, the Trainer's per-group summary and the run results all give exactly these numbers.
+    computed = per_domain_accuracy(PREDICTIONS, REFERENCES, DOMAINS)
+    assert (computed["mean_domain_accuracy"], computed["worst_domain_accuracy"]) == (mean, worst)
+    summary = summarize_domain_metrics({f"eval_test_{d}_accuracy": a for d, a in accuracy.items()})
+    assert summary == {"eval_test_accuracy": mean, "eval_test_worst_accuracy": worst}
+    assert MethodResults(None, {}, accuracy).mean_test_accuracy == mean
+    assert np.isnan(mean_domain_accuracy([])) and np.isnan(worst_domain_accuracy([]))
+    assert np.isnan(MethodResults(None, {}, {}).mean_validation_accuracy)

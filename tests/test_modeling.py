@@ -10,10 +10,13 @@ from safetensors.torch import load_file, save_file
 from tiny_models import (
     FAMILIES,
     NUM_LABELS,
+    TINY_CONV,
+    TINY_VIT,
     build_classifier,
     pixel_batch,
     save_classifier,
     source_classifier_head,
+    tiny_config,
 )
 from transformers import (
     AutoConfig,
@@ -28,12 +31,6 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from hf_bigdrop import BigDropConfig, BigDropForImageClassification
 from hf_bigdrop.modeling_bigdrop import resolve_pooling
-
-TINY_RESNET = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
-
-
-def tiny_config(**kwargs) -> BigDropConfig:
-    return BigDropConfig(backbone_config=ResNetConfig(**TINY_RESNET), num_labels=NUM_LABELS, **kwargs)
 
 
 @pytest.fixture(params=sorted(FAMILIES))
@@ -111,7 +108,7 @@ def test_config_defaults_are_the_papers():
 
 @pytest.mark.parametrize(
     "backbone_config",
-    [ResNetConfig(**TINY_RESNET), TimmWrapperConfig(architecture="test_efficientnet")],
+    [ResNetConfig(**TINY_CONV), TimmWrapperConfig(architecture="test_efficientnet")],
     ids=["resnet", "timm_wrapper"],
 )
 def test_nested_backbone_config_round_trips(tmp_path, backbone_config):
@@ -247,7 +244,7 @@ def test_freeze_backbone_is_a_linear_probe():
 @pytest.mark.parametrize(
     ("backbone_config", "expected"),
     [
-        (ResNetConfig(**TINY_RESNET), "pooler"),
+        (ResNetConfig(**TINY_CONV), "pooler"),
         (ViTConfig(hidden_size=16), "cls"),
         (TimmWrapperConfig(architecture="test_vit"), "pooler"),
     ],
@@ -286,14 +283,7 @@ def test_vit_cls_pooling_builds_no_untrained_pooler(tmp_path):
 @pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])
 def test_explicit_pooling_shapes(pooling):
     config = BigDropConfig(
-        backbone_config=ViTConfig(
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            image_size=32,
-            patch_size=8,
-        ),
+        backbone_config=ViTConfig(**TINY_VIT),
         num_labels=2,
         pooling=pooling,
     )

@@ -156,7 +156,7 @@ def test_config_file_with_overrides(backbone, tmp_path):
     config.write_text(
         f"backbone: {backbone}\ndropout_rate: 0.7\nlr_milestones: [5, 8]\nfreeze_batchnorm: false\n"
     )
-    model_args, data_args, training_args = run_ood.parse_arguments(
+    model_args, data_args, training_args, _ = run_ood.parse_arguments(
         [str(config), "--dropout_rate", "0.3", "--output_dir", str(tmp_path)]
     )
     assert model_args.backbone == str(backbone)
@@ -170,7 +170,7 @@ def test_paper_recipes_parse():
     recipes = sorted((REPO / "examples" / "configs").glob("*_[be][ir][gm]*.yaml"))
     assert len(recipes) == 8  # PACS, VLCS, OfficeHome, TerraIncognita x (very large dropout, ERM)
     for recipe in recipes:
-        model_args, data_args, training_args = run_ood.parse_arguments([str(recipe)])
+        model_args, data_args, training_args, _ = run_ood.parse_arguments([str(recipe)])
         assert model_args.backbone == "timm/resnet50.tv2_in1k"
         assert model_args.dropout_rate in (0.0, 0.9)
         assert training_args.optim == "sgd" and training_args.lr_milestones == [5000]
@@ -256,10 +256,11 @@ def test_bf16_mixed_precision_on_cpu(backbone, tmp_path):
 
 
 def test_demo_config_parses():
-    model_args, data_args, training_args = run_ood.parse_arguments(
+    model_args, data_args, training_args, run_args = run_ood.parse_arguments(
         [str(REPO / "examples" / "configs" / "digits.yaml")]
     )
     assert model_args.backbone == "embedded:efficientnet-lite0"
+    assert run_args.overwrite_output_dir is True  # a runner argument, not a training argument
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)
     assert training_args.per_domain_batch_size == 16 and training_args.classifier_lr_multiplier == 10
     assert training_args.channels_last and training_args.load_best_model_at_end
@@ -267,7 +268,7 @@ def test_demo_config_parses():
 
 
 def test_styles_config_parses():
-    _, data_args, training_args = run_ood.parse_arguments(
+    _, data_args, training_args, _ = run_ood.parse_arguments(
         [str(REPO / "examples" / "configs" / "styles.yaml")]
     )
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("styles", ["sketch"], None)
@@ -309,3 +310,17 @@ def test_model_arguments_are_checked_before_any_work(tmp_path, line, message):
 def test_oracle_selection_needs_a_held_out_validation_split(backbone, tmp_path):
     with pytest.raises(run_ood.UsageError, match="--test_holdout_fraction"):
         run_ood.main(tiny_flags(backbone, tmp_path / "run", "--oracle_selection", "True"))
+
+
+def test_earlier_checkpoints_are_kept_unless_overwrite_output_dir(backbone, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoint-3").mkdir(parents=True)
+    with pytest.raises(run_ood.UsageError, match=r"holds checkpoints of an earlier run \(checkpoint-3\)"):
+        run_ood.main(tiny_flags(backbone, out))
+    assert (out / "checkpoint-3").is_dir()
+
+    *_, training_args, run_args = run_ood.parse_arguments(tiny_flags(backbone, out, "--overwrite_output_dir"))
+    assert run_args.overwrite_output_dir and not hasattr(training_args, "overwrite_output_dir")
+    assert run_ood.checkpoint_to_resume(training_args, overwrite_output_dir=True) is None
+    run_ood.remove_old_checkpoints(str(out))
+    assert not list(out.glob("checkpoint-*"))

@@ -8,11 +8,10 @@ import sys
 import pytest
 import torch
 from test_hub_export import REMOTE_LOAD
-from test_training import tiny_model
-from tiny_models import pixel_batch
+from tiny_models import pixel_batch, tiny_model
 
-from hf_bigdrop.averaging import average_state_dicts, ensemble_runs, greedy_soup, uniform_soup
 from hf_bigdrop.results import MethodResults, RunResults
+from hf_bigdrop.soups import average_state_dicts, ensemble_runs, greedy_soup, uniform_soup
 
 
 def save_run(
@@ -118,3 +117,21 @@ def test_a_soup_reloads_with_remote_code_without_hf_bigdrop(tmp_path):
     with torch.no_grad():
         expected = soup(pixels).logits
     torch.testing.assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected)
+
+
+def test_old_import_paths_still_work():
+    import hf_bigdrop.averaging
+    import hf_bigdrop.soups
+    import hf_bigdrop.training
+    import hf_bigdrop.training_args
+
+    for name in (
+        "average_state_dicts",
+        "check_compatible_runs",
+        "ensemble_runs",
+        "greedy_soup",
+        "uniform_soup",
+    ):
+        assert getattr(hf_bigdrop.averaging, name) is getattr(hf_bigdrop.soups, name)
+    assert hf_bigdrop.training.BigDropTrainingArguments is hf_bigdrop.training_args.BigDropTrainingArguments
+    assert hf_bigdrop.BigDropTrainingArguments is hf_bigdrop.training_args.BigDropTrainingArguments

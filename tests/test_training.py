@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import ResNetConfig, ViTImageProcessor
+from tiny_models import tiny_model
+from transformers import ViTImageProcessor
 
-from hf_bigdrop import BigDropConfig, BigDropForImageClassification
 from hf_bigdrop.data import DomainCollator, apply_transforms
 from hf_bigdrop.metrics import make_compute_metrics
 from hf_bigdrop.training import (
@@ -48,15 +48,6 @@ def colour_dataset(sizes: dict[str, int], seed: int = 0) -> datasets.Dataset:
     return datasets.Dataset.from_dict(
         {"image": images, "label": labels, "domain": domains}, features=features
     )
-
-
-def tiny_model(**kwargs) -> BigDropForImageClassification:
-    config = BigDropConfig(
-        backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
-        num_labels=3,
-        **kwargs,
-    )
-    return BigDropForImageClassification(config)
 
 
 def make_args(tmp_path, **kwargs) -> BigDropTrainingArguments:

@@ -1,4 +1,5 @@
-"""Tiny random vision classifiers of each backbone family, saved as local checkpoints (no network)."""
+"""The tiny random backbones every test builds: their configs, BigDrop models over them, and tiny stock vision
+classifiers of each backbone family saved as local checkpoints (no network)."""
 
 from __future__ import annotations
 
@@ -18,27 +19,40 @@ from transformers import (
     ViTImageProcessor,
 )
 
+from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+
 NUM_LABELS = 3
 IMAGE_SIZE = 32
 
+#: Config arguments of the tiny convolutional backbone (ResNet; also BiT, RegNet, ConvNeXt stages).
+TINY_CONV = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
+#: Config arguments of the tiny transformer backbone (ViT and its relatives), for `IMAGE_SIZE` pixels.
+TINY_VIT = {
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "image_size": IMAGE_SIZE,
+    "patch_size": 8,
+}
+
+
+def tiny_config(**kwargs) -> BigDropConfig:
+    """A `BigDropConfig` over the tiny ResNet, with `NUM_LABELS` classes unless `kwargs` say otherwise."""
+    return BigDropConfig(backbone_config=ResNetConfig(**TINY_CONV), **{"num_labels": NUM_LABELS, **kwargs})
+
+
+def tiny_model(**kwargs) -> BigDropForImageClassification:
+    """A randomly initialised `BigDropForImageClassification` of `tiny_config(**kwargs)`."""
+    return BigDropForImageClassification(tiny_config(**kwargs))
+
 
 def _resnet() -> PreTrainedModel:
-    return ResNetForImageClassification(
-        ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=NUM_LABELS)
-    )
+    return ResNetForImageClassification(ResNetConfig(**TINY_CONV, num_labels=NUM_LABELS))
 
 
 def _vit() -> PreTrainedModel:
-    config = ViTConfig(
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        image_size=IMAGE_SIZE,
-        patch_size=8,
-        num_labels=NUM_LABELS,
-    )
-    return ViTForImageClassification(config)
+    return ViTForImageClassification(ViTConfig(**TINY_VIT, num_labels=NUM_LABELS))
 
 
 def _convnext() -> PreTrainedModel:

@@ -1,5 +1,6 @@
-"""Per-domain accuracy as an `evaluate` module loaded by path (never by name: that would download), and a
-``compute_metrics`` factory for the `transformers` Trainer."""
+"""Per-domain accuracy as an `evaluate` module loaded by path (never by name: that would download), a
+``compute_metrics`` factory for the `transformers` Trainer, and the one definition of the mean and the worst
+accuracy over domains (`mean_domain_accuracy`, `worst_domain_accuracy`) that the Trainer and the results use."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from .per_domain_accuracy.per_domain_accuracy import per_domain_accuracy
+from .per_domain_accuracy.domain_accuracy import (
+    mean_domain_accuracy,
+    per_domain_accuracy,
+    worst_domain_accuracy,
+)
 
 __all__ = [
     "PER_DOMAIN_ACCURACY_PATH",
     "load_per_domain_accuracy",
     "make_compute_metrics",
+    "mean_domain_accuracy",
     "per_domain_accuracy",
+    "worst_domain_accuracy",
 ]
 
 #: Folder of the `evaluate` module (``evaluate.load(str(PER_DOMAIN_ACCURACY_PATH))``).

@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 from accelerate import PartialState
 from toy_images import ToyImages  # beside this script: its folder is the first entry of sys.path
-from transformers import ResNetConfig, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
-from hf_bigdrop import BigDropConfig, BigDropForImageClassification
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: the tiny backbones every test shares
+from tiny_models import tiny_model  # noqa: E402
 
 
 def main(output: str, per_device_batch_size: int) -> None:
     torch.manual_seed(0)
-    config = BigDropConfig(
-        backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
-        num_labels=3,
-        dropout_rate=0.0,  # dropout masks differ between processes; the loss arithmetic is what is tested
-    )
-    model = BigDropForImageClassification(config)
+    # Dropout masks differ between processes; the loss arithmetic is what is tested.
+    model = tiny_model(dropout_rate=0.0)
     args = TrainingArguments(
         output_dir=output + ".run",
         use_cpu=True,

@@ -12,20 +12,16 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from toy_images import ToyImages  # beside this script: its folder is the first entry of sys.path
-from transformers import ResNetConfig
 
-from hf_bigdrop import BigDropConfig, BigDropForImageClassification
 from hf_bigdrop.metrics import make_compute_metrics
 from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: the tiny backbones every test shares
+from tiny_models import tiny_model  # noqa: E402
 
 
 def main(folder: str) -> None:
     torch.manual_seed(0)
-    config = BigDropConfig(
-        backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
-        num_labels=3,
-        classifier_init="normal",
-    )
     args = BigDropTrainingArguments(
         output_dir=str(Path(folder) / "run"),
         use_cpu=True,
@@ -42,7 +38,7 @@ def main(folder: str) -> None:
         ensemble_start_step=2,
     )
     trainer = BigDropTrainer(
-        model=BigDropForImageClassification(config),
+        model=tiny_model(classifier_init="normal"),
         args=args,
         train_dataset=ToyImages(64, seed=0),
         eval_dataset={"val_a": ToyImages(21, seed=1), "val_b": ToyImages(16, seed=2)},

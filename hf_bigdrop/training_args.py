@@ -1,0 +1,185 @@
+"""`BigDropTrainingArguments`: the `transformers.TrainingArguments` of the paper's protocol, checked on creation.
+
+Every field is a command-line flag under `HfArgumentParser`; `BigDropTrainer` (`hf_bigdrop.training`) reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .selection import LAST_STEP, ORACLE, SELECTION_STRATEGIES, TRAINING_DOMAIN_VALIDATION, check_strategy
+
+
+@dataclass
+class BigDropTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the paper's protocol. Every field is a command-line flag under `HfArgumentParser`.
+
+    By default checkpoints are selected by the training domains' validation accuracy (`eval_val_accuracy`, the mean
+    over training domains); held-out domains never drive selection unless `oracle_selection=True`.
+    `selection_strategy` (see `hf_bigdrop.selection`) is applied alike to the live model, the trajectory weight
+    average and the trajectory ensemble; with `load_best_model_at_end` the live model's selected checkpoint is the
+    one the Trainer loads.
+    """
+
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the `image` column: the transforms read it lazily (the Trainer's default drops it)."
+        },
+    )
+    per_device_eval_batch_size: int = field(
+        default=64,
+        metadata={
+            "help": "Evaluation batch size per device (the Trainer's default is 8). Evaluation keeps no "
+            "activations for backward, and small batches leave CPU kernels idle: 64 evaluates the demo about "
+            "1.6x faster on CPU (see docs/benchmarks.md)."
+        },
+    )
+    classifier_lr_multiplier: float = field(
+        default=1.0,
+        metadata={
+            "help": "Learning rate of the classifier = learning_rate x this (paper: 1, studied at 10)."
+        },
+    )
+    lr_milestones: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Step schedule: multiply the learning rate by lr_gamma at each of these optimizer steps "
+            "(paper: 5000 of 10000). Empty: use lr_scheduler_type."
+        },
+    )
+    lr_gamma: float = field(default=0.1, metadata={"help": "Factor of the step schedule at each milestone."})
+    sgd_momentum: float = field(
+        default=0.9, metadata={"help": "Momentum of SGD when optim='sgd' (paper: 0.9)."}
+    )
+    per_domain_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Domain-balanced batches: this many examples of every training domain per device and step "
+            "(paper: 32). Unset: per_device_train_batch_size examples drawn at random."
+        },
+    )
+    channels_last: bool = field(
+        default=False,
+        metadata={
+            "help": "Train convolutional backbones in the channels-last memory format (about 2x faster on CPU for "
+            "EfficientNet-Lite0; see docs/benchmarks.md). Weights are saved as usual."
+        },
+    )
+    oracle_selection: bool = field(
+        default=False,
+        metadata={
+            "help": "Select checkpoints on the held-out domains' validation split (DomainBed's oracle)."
+        },
+    )
+
+    selection_strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "Which evaluation step each method reports: training_domain_validation | oracle | last_step. "
+            "Unset: oracle with oracle_selection, training_domain_validation with load_best_model_at_end, "
+            "else last_step.",
+            "choices": list(SELECTION_STRATEGIES),
+        },
+    )
+    weight_averaging_start_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory weight averaging: a uniform mean of the weights of every step from this one on, "
+            "evaluated beside the live model as eval_wa_* (paper: 300). Unset: off."
+        },
+    )
+    weight_averaging_every: int = field(
+        default=1, metadata={"help": "Add the weights to the average every this many steps (paper: 1)."}
+    )
+    weight_averaging_device: str | None = field(
+        default=None,
+        metadata={
+            "help": "Device of the weight average (e.g. 'cpu' to spare accelerator memory); default: the model's."
+        },
+    )
+    weight_averaging_bn_batches: int = field(
+        default=50,
+        metadata={
+            "help": "With BatchNorm that trains (freeze_batchnorm=False): training batches that re-estimate the "
+            "statistics of the average before it is evaluated. Frozen BatchNorm needs none."
+        },
+    )
+    ensemble_start_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory ensemble: sum the live model's logits at every evaluation from this step on and "
+            "report the ensemble as eval_ens_* (paper: 300). Unset: off."
+        },
+    )
+
+    def __post_init__(self):
+        if self.selection_strategy is None:
+            if self.oracle_selection:
+                self.selection_strategy = ORACLE
+            else:
+                self.selection_strategy = (
+                    TRAINING_DOMAIN_VALIDATION if self.load_best_model_at_end else LAST_STEP
+                )
+        check_strategy(self.selection_strategy)
+        if self.selection_strategy == ORACLE:
+            self.oracle_selection = True
+        if self.load_best_model_at_end and self.selection_strategy == LAST_STEP:
+            raise ValueError(
+                "selection_strategy='last_step' keeps the last model: unset load_best_model_at_end, or select "
+                "with 'training_domain_validation'."
+            )
+        if not self.load_best_model_at_end and self.selection_strategy != LAST_STEP:
+            raise ValueError(
+                f"selection_strategy={self.selection_strategy!r} selects a checkpoint: set load_best_model_at_end "
+                "(with matching eval and save steps) so that the saved model is the selected one, or use 'last_step'."
+            )
+        if self.metric_for_best_model is None and self.load_best_model_at_end:
+            self.metric_for_best_model = f"{SELECTION_STRATEGIES[self.selection_strategy]}_accuracy"
+            self.greater_is_better = True
+        super().__post_init__()
+        if self.classifier_lr_multiplier <= 0:
+            raise ValueError(f"classifier_lr_multiplier must be > 0, got {self.classifier_lr_multiplier}.")
+        if not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}.")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(
+            m <= 0 for m in self.lr_milestones
+        ):
+            raise ValueError(f"lr_milestones must be increasing positive steps, got {self.lr_milestones}.")
+        if self.per_domain_batch_size is not None and self.per_domain_batch_size < 1:
+            raise ValueError(
+                f"per_domain_batch_size must be a positive integer, got {self.per_domain_batch_size}."
+            )
+        for name in ("weight_averaging_start_step", "ensemble_start_step"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (or unset), got {getattr(self, name)}.")
+        if self.weight_averaging_every < 1:
+            raise ValueError(
+                f"weight_averaging_every must be a positive integer, got {self.weight_averaging_every}."
+            )
+        if self.weight_averaging_bn_batches < 1:
+            raise ValueError(
+                f"weight_averaging_bn_batches must be a positive integer, got {self.weight_averaging_bn_batches}."
+            )
+        metric = (self.metric_for_best_model or "").removeprefix("eval_")
+        if metric.startswith(("wa_", "ens_")):
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model!r}: checkpoints hold the live model; the weight "
+                "average and the ensemble are selected from the evaluation log (hf_bigdrop.selection)."
+            )
+        if metric.startswith("test_"):
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model!r} selects on the reported o.o.d. accuracy "
+                "itself. Select on 'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with "
+                "oracle_selection=True (a validation part of the held-out domains, DomainBed's oracle)."
+            )
+        if metric.startswith("oracle_") and not self.oracle_selection:
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model!r} reads held-out domains; that is oracle "
+                "selection. Set oracle_selection=True to do it on purpose, or select on 'val_accuracy'."
+            )
+
+
+__all__ = ["BigDropTrainingArguments"]
