@@ -31,8 +31,8 @@ import torch
 from run_ood import DataArguments, build_trainer, load_splits
 from transformers import AutoImageProcessor
 
+from hf_bigdrop.backbones import resolve_backbone_name
 from hf_bigdrop.modelcard import write_model_card
-from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
 from hf_bigdrop.results import MethodResults, RunResults
 from hf_bigdrop.selection import domain_accuracies
 from hf_bigdrop.soups import check_compatible_runs, ensemble_runs, greedy_soup, uniform_soup

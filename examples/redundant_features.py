@@ -631,8 +631,8 @@ def load_style_images(args: PretrainedArguments) -> StyleImages:
     import numpy as np
     from transformers import AutoImageProcessor
 
+    from hf_bigdrop.backbones import resolve_backbone_name
     from hf_bigdrop.data import image_spec_from_processor, load_domain_dataset
-    from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
 
     splits = load_domain_dataset(
         "styles",

@@ -36,7 +36,7 @@ from transformers import AutoImageProcessor, HfArgumentParser, ViTImageProcessor
 from transformers.trainer_utils import get_last_checkpoint, set_seed
 
 from hf_bigdrop import BigDropConfig, BigDropForImageClassification
-from hf_bigdrop.backbones import is_embedded_backbone
+from hf_bigdrop.backbones import is_embedded_backbone, resolve_backbone_name
 from hf_bigdrop.configuration_bigdrop import CLASSIFIER_INIT_CHOICES, POOLING_CHOICES
 from hf_bigdrop.data import (
     DomainCollator,
@@ -50,7 +50,6 @@ from hf_bigdrop.data import (
 from hf_bigdrop.hub import is_hub_id
 from hf_bigdrop.metrics import make_compute_metrics
 from hf_bigdrop.modelcard import write_model_card
-from hf_bigdrop.modeling_bigdrop import resolve_backbone_name
 from hf_bigdrop.results import RESULTS_FILE, MethodResults, RunResults, domain_table, live_method_name
 from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments, per_domain_eval_sets
 

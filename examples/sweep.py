@@ -379,7 +379,9 @@ def main(argv: list[str] | None = None) -> str:
         "--error", choices=("std", "sem"), default="std", help="spread over seeds in the table"
     )
     parser.add_argument(
-        "--report", type=Path, help="also put the table between this sweep's markers in this file: <!-- sweep-table:start NAME --> and "
+        "--report",
+        type=Path,
+        help="also put the table between this sweep's markers in this file: <!-- sweep-table:start NAME --> and "
         "<!-- sweep-table:end NAME -->, NAME the sweep file's name without .yaml",
     )
     args = parser.parse_args(argv)

@@ -4,9 +4,9 @@ import importlib
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from .backbones import EMBEDDED_BACKBONES, embedded_backbone_path
+from .backbones import resolve_backbone_name
 from .configuration_bigdrop import BigDropConfig
-from .modeling_bigdrop import BigDropForImageClassification, BigDropPreTrainedModel, register_backbone_alias
+from .modeling_bigdrop import BigDropForImageClassification, BigDropPreTrainedModel
 
 __version__ = "0.1.0"
 
@@ -18,8 +18,7 @@ BigDropConfig.register_for_auto_class()
 BigDropForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 
 # `from_backbone("embedded:efficientnet-lite0")` builds the offline checkpoint folder on first use.
-for _name in EMBEDDED_BACKBONES:
-    register_backbone_alias(_name, lambda name=_name: embedded_backbone_path(name))
+BigDropForImageClassification.backbone_resolver = staticmethod(resolve_backbone_name)
 
 # The trainer imports `transformers.Trainer` (and with it accelerate): loaded on first use, as transformers does.
 _LAZY_ATTRIBUTES = {"BigDropTrainer": ".training", "BigDropTrainingArguments": ".training_args"}

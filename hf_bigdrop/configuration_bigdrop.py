@@ -1,8 +1,8 @@
 # Copyright 2026 The hf_bigdrop developers. Licensed under the Apache License, Version 2.0.
 """BigDrop model configuration.
 
-This file is exported next to the weights by ``save_pretrained`` so that the model loads with
-``trust_remote_code=True`` where ``hf_bigdrop`` is not installed: it imports only ``transformers``.
+This file is exported next to the weights by `save_pretrained` so that the model loads with
+`trust_remote_code=True` where `hf_bigdrop` is not installed: it imports only `transformers`.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ from transformers import pipeline
 classifier = pipeline("image-classification", model="{repo}", trust_remote_code=True)
 ```
 
-The model's code (`configuration_bigdrop.py`, `modeling_bigdrop.py`) is saved with its weights and imports only
-`torch` and `transformers`; with `hf_bigdrop` installed and imported, `trust_remote_code` is not needed.
+The model's code (`configuration_bigdrop.py`, `modeling_bigdrop.py`, `pooling_bigdrop.py`) is saved with its
+weights and imports only `torch` and `transformers`; with `hf_bigdrop` installed and imported, `trust_remote_code` is not needed.
 
 ## Citation
 

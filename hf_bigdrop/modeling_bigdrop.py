@@ -1,9 +1,9 @@
 # Copyright 2026 The hf_bigdrop developers. Licensed under the Apache License, Version 2.0.
 """BigDrop: any pretrained vision backbone -> pooled penultimate features -> very large dropout -> linear head.
 
-The whole forward pass lives in this one file (transformers' single-file policy). It is exported next to the weights
-by ``save_pretrained`` and must run where ``hf_bigdrop`` is not installed: it imports only ``torch``,
-``transformers`` and, relatively, ``configuration_bigdrop``.
+The model lives in this file; which backbone feature it pools lives in `pooling_bigdrop.py`. Both are exported next to
+the weights by `save_pretrained` and must run where `hf_bigdrop` is not installed: they import only `torch`,
+`transformers` and, relatively, each other and `configuration_bigdrop`.
 """
 
 from __future__ import annotations
@@ -20,55 +20,13 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_bigdrop import BigDropConfig
-
-# Pooling that `pooling="auto"` picks, per backbone `model_type`: the feature that the family's stock
-# `*ForImageClassification` head reads; docs/model.md has the table, what each head reads, and the deliberate
-# differences (CvT, PoolFormer and SwiftFormer heads first normalise with a layer of their own, which BigDrop lacks).
-# ViT-style heads read the class token and never train the optional dense + tanh `pooler`, so it is not built.
-AUTO_POOLING_BY_MODEL_TYPE: dict[str, str] = {
-    **dict.fromkeys(("vit", "deit", "vit_msn", "vit_mae", "pvt", "cvt"), "cls"),
-    **dict.fromkeys(("dinov2", "dinov2_with_registers"), "cls_mean"),
-    **dict.fromkeys(("clip_vision_model", "siglip_vision_model", "ijepa", "pvt_v2", "segformer"), "mean"),
-    **dict.fromkeys(("textnet", "poolformer", "swiftformer"), "mean"),
-}
-# Every other family (ResNet, ConvNeXt, EfficientNet, RegNet, Swin, BEiT, timm models, ...) has a `pooler_output`
-# that its own head reads: global average pooling, or its own normed class token.
-DEFAULT_AUTO_POOLING = "pooler"
-
-# Leading tokens of `last_hidden_state` that are not image patches: a class token (DeiT's also a distillation
-# token), plus `config.num_register_tokens` register tokens. "mean" and "cls_mean" average the patches only.
-NON_PATCH_TOKENS_BY_MODEL_TYPE: dict[str, int] = {
-    **dict.fromkeys(("vit", "vit_msn", "vit_mae", "beit", "data2vec-vision", "pvt", "clip_vision_model"), 1),
-    **dict.fromkeys(("dinov2", "dinov2_with_registers", "dinov3_vit"), 1),
-    "deit": 2,
-}
-
-# Names such as "embedded:efficientnet-lite0" that resolve to a local checkpoint folder. `hf_bigdrop` registers
-# its embedded backbones here on import; the exported copy of this file simply has none.
-_BACKBONE_ALIASES: dict[str, Callable[[], str | os.PathLike]] = {}
-
-
-def register_backbone_alias(name: str, resolver: Callable[[], str | os.PathLike]) -> None:
-    """Makes `from_backbone(name)` load the checkpoint folder that `resolver()` returns (built on first use)."""
-    _BACKBONE_ALIASES[name] = resolver
-
-
-def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
-    """Maps a registered alias to its local folder; Hub ids and paths are returned unchanged."""
-    name = str(name_or_path)
-    if name in _BACKBONE_ALIASES:
-        return str(_BACKBONE_ALIASES[name]())
-    # The prefix is `hf_bigdrop.backbones.EMBEDDED_PREFIX`, spelt out: this file is exported and imports no hf_bigdrop.
-    if name.startswith("embedded:"):
-        raise ValueError(f"Unknown embedded backbone {name!r}; known ones are {sorted(_BACKBONE_ALIASES)}.")
-    return name
-
-
-def resolve_pooling(config: BigDropConfig) -> str:
-    """The concrete pooling (`"pooler"`, `"cls"`, `"mean"` or `"cls_mean"`) that `config.pooling` means."""
-    if config.pooling != "auto":
-        return config.pooling
-    return AUTO_POOLING_BY_MODEL_TYPE.get(config.backbone_config.model_type, DEFAULT_AUTO_POOLING)
+from .pooling_bigdrop import (
+    AUTO_POOLING_BY_MODEL_TYPE,
+    feature_size,
+    num_non_patch_tokens,
+    pool_features,
+    resolve_pooling,
+)
 
 
 def _backbone_class(backbone_config) -> type | None:
@@ -83,46 +41,6 @@ def _backbone_init_kwargs(backbone_config, pooling: str) -> dict:
     if model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
         return {"add_pooling_layer": pooling == "pooler"}
     return {}
-
-
-def _feature_size(backbone: nn.Module) -> int:
-    """The width of the backbone's pooled penultimate representation."""
-    timm_model = getattr(backbone, "timm_model", None)
-    if timm_model is not None:
-        # timm's pooled output (`forward_head(pre_logits=True)`) has `head_hidden_size` features: wider than
-        # `num_features` for models with a layer between pooling and classifier (MobileNetV3, ...).
-        size = getattr(timm_model, "head_hidden_size", None) or getattr(timm_model, "num_features", None)
-        if isinstance(size, int):
-            return size
-    size = getattr(backbone, "num_features", None)
-    if isinstance(size, int):
-        return size
-    config = backbone.config
-    for name in ("hidden_sizes", "hidden_size", "hidden_dim", "embed_dim", "embed_dims"):
-        size = getattr(config, name, None)
-        if isinstance(size, (list, tuple)) and size:
-            return int(size[-1])
-        if isinstance(size, int):
-            return size
-    # No config field states it (MobileNet, MobileViTV2): the width of the last convolution or linear layer.
-    layers = [m for m in backbone.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    if layers:
-        return layers[-1].out_channels if isinstance(layers[-1], nn.Conv2d) else layers[-1].out_features
-    raise ValueError(
-        f"Cannot tell the feature size of the {type(backbone).__name__} backbone (model_type "
-        f"{config.model_type!r}): it has no `num_features`, its config no `hidden_sizes` / `hidden_size` / "
-        "`hidden_dim`, and it has no convolution or linear layer."
-    )
-
-
-def _num_non_patch_tokens(backbone: nn.Module) -> int:
-    """How many leading tokens of the backbone's `last_hidden_state` are class, distillation or register tokens."""
-    timm_model = getattr(backbone, "timm_model", None)
-    if timm_model is not None:
-        return int(getattr(timm_model, "num_prefix_tokens", 0))
-    config = backbone.config
-    registers = getattr(config, "num_register_tokens", 0) or 0
-    return NON_PATCH_TOKENS_BY_MODEL_TYPE.get(config.model_type, 0) + int(registers)
 
 
 class _SupportedByBackbone:
@@ -204,6 +122,10 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             randomly initialised backbone; use [`from_backbone`] or `from_pretrained` for trained weights.
     """
 
+    # Maps a backbone name to the folder or Hub id that [`from_backbone`] loads; `None` loads names as given.
+    # `import hf_bigdrop` sets `hf_bigdrop.backbones.resolve_backbone_name`, which builds the embedded backbones.
+    backbone_resolver: Callable[[str | os.PathLike], str] | None = None
+
     def __init__(self, config: BigDropConfig):
         super().__init__(config)
         # The config records what "auto" resolved to, so a saved model keeps reading the same feature even if the
@@ -212,9 +134,9 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
         self.backbone = AutoModel.from_config(
             config.backbone_config, **_backbone_init_kwargs(config.backbone_config, self.pooling)
         )
-        self.num_non_patch_tokens = _num_non_patch_tokens(self.backbone)
+        self.num_non_patch_tokens = num_non_patch_tokens(self.backbone)
         # "cls_mean" concatenates two features of the backbone's width.
-        self.num_features = _feature_size(self.backbone) * (2 if self.pooling == "cls_mean" else 1)
+        self.num_features = feature_size(self.backbone) * (2 if self.pooling == "cls_mean" else 1)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.classifier = nn.Linear(self.num_features, config.num_labels)
         if config.freeze_backbone:
@@ -293,29 +215,7 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
 
     def pool(self, outputs) -> torch.Tensor:
         """The pooled penultimate features, of shape `(batch_size, num_features)`, from the backbone's output."""
-        if self.pooling == "pooler":
-            features = getattr(outputs, "pooler_output", None)
-            if features is None:
-                raise ValueError(
-                    f"The {type(self.backbone).__name__} backbone returns no `pooler_output`; choose "
-                    "`pooling='cls'` or `pooling='mean'` in BigDropConfig."
-                )
-            return features.flatten(1)
-        hidden = outputs.last_hidden_state
-        if self.pooling == "cls" and getattr(outputs, "cls_token_value", None) is not None:
-            return outputs.cls_token_value[:, 0]  # CvT returns its class token beside the last feature map
-        if hidden.dim() != 3:  # a (batch, channels, height, width) feature map
-            if self.pooling != "mean":
-                raise ValueError(
-                    f"`pooling={self.pooling!r}` needs token outputs (batch, tokens, dim); the "
-                    f"{type(self.backbone).__name__} backbone returns shape {tuple(hidden.shape)}. Choose 'pooler' "
-                    "or 'mean'."
-                )
-            return hidden.flatten(2).mean(dim=-1)
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        patch_mean = hidden[:, self.num_non_patch_tokens :].mean(dim=1)
-        return patch_mean if self.pooling == "mean" else torch.cat([hidden[:, 0], patch_mean], dim=1)
+        return pool_features(outputs, self.pooling, self.num_non_patch_tokens, type(self.backbone).__name__)
 
     def forward(
         self,
@@ -413,7 +313,7 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             return model
 
         backbone_kwargs = dict(backbone_kwargs or {})
-        source = resolve_backbone_name(name_or_path)
+        source = cls.backbone_resolver(name_or_path) if cls.backbone_resolver else name_or_path
         backbone_config = AutoConfig.from_pretrained(source, **backbone_kwargs)
         if backbone_config.model_type == BigDropConfig.model_type:
             raise ValueError(
@@ -490,7 +390,5 @@ __all__ = [
     "AUTO_POOLING_BY_MODEL_TYPE",
     "BigDropForImageClassification",
     "BigDropPreTrainedModel",
-    "register_backbone_alias",
-    "resolve_backbone_name",
     "resolve_pooling",
 ]

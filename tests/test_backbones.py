@@ -17,6 +17,7 @@ from hf_bigdrop.backbones import (  # noqa: E402
     default_cache_root,
     embedded_backbone_path,
     is_embedded_backbone,
+    resolve_backbone_name,
 )
 
 NAME = "embedded:efficientnet-lite0"
@@ -214,3 +215,32 @@ def test_default_cache_root_follows_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_BIGDROP_CACHE")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     assert default_cache_root() == tmp_path / "hf" / "hf_bigdrop"
+
+
+@pytest.mark.parametrize(
+    ("key", "match"),
+    [
+        ("_blocks.16._bn0.weight", "refers to block 16"),
+        ("_blocks.0._se_reduce.weight", "Unexpected module '_se_reduce'"),
+        ("_stem.weight", "Unexpected source key '_stem.weight'"),
+    ],
+)
+def test_conversion_names_a_key_that_does_not_fit(key, match):
+    import timm
+
+    from hf_bigdrop.convert_efficientnet_lite import convert_efficientnet_pytorch_lite
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    with pytest.raises(ValueError, match=match):
+        convert_efficientnet_pytorch_lite({key: torch.zeros(1)}, model)
+
+
+def test_resolve_backbone_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_BIGDROP_CACHE", str(tmp_path))
+    assert resolve_backbone_name(NAME) == str(tmp_path / "backbones" / "efficientnet-lite0")
+    assert resolve_backbone_name("timm/resnet50.tv2_in1k") == "timm/resnet50.tv2_in1k"
+    assert resolve_backbone_name(tmp_path / "folder") == str(tmp_path / "folder")
+    with pytest.raises(
+        ValueError, match=r"Unknown embedded backbone 'embedded:nope'.*embedded:efficientnet-lite0"
+    ):
+        resolve_backbone_name("embedded:nope")

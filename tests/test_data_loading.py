@@ -272,7 +272,7 @@ def test_corrupt_image_named_or_skipped(tmp_path, caplog):
     bad.write_bytes(b"definitely not a JPEG")
     with pytest.raises(ValueError, match=r"broken\.jpg.*skip_corrupt_images=True"):
         load_domain_dataset(root, test_domains="a")
-    with caplog.at_level(logging.WARNING, logger="hf_bigdrop.data.loading"):
+    with caplog.at_level(logging.WARNING, logger="hf_bigdrop.data.checks"):
         splits = load_domain_dataset(root, test_domains="a", skip_corrupt_images=True)
     assert "Skipped 1 unreadable" in caplog.text
     assert sum(len(s) for s in splits.values()) == 2 * 3 * len(CLASSES)

@@ -39,6 +39,9 @@ REMOTE_LOAD = textwrap.dedent(
     folder, pixels_file, logits_file = sys.argv[1:4]
     model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    # The pooling module, imported relatively by the model's file, was saved beside it and loaded from there.
+    pooling_modules = [m for m in sys.modules if m.endswith(".pooling_bigdrop")]
+    assert pooling_modules and all(m.startswith("transformers_modules") for m in pooling_modules), pooling_modules
     # The exported code supports the backbone's attention implementations (timm: sdpa; ResNet: eager).
     expected = "eager" if model.config.backbone_config.model_type == "resnet" else "sdpa"
     assert model.config._attn_implementation == model.backbone.config._attn_implementation == expected
@@ -55,6 +58,8 @@ def test_remote_code_loads_without_hf_bigdrop(tmp_path, family):
         tmp_path / "backbone", num_labels=3, classifier_init="normal"
     )
     model.save_pretrained(tmp_path / "saved")
+    code = {"configuration_bigdrop.py", "modeling_bigdrop.py", "pooling_bigdrop.py"}
+    assert code <= {path.name for path in (tmp_path / "saved").iterdir()}
     pixels = pixel_batch(3)
     torch.save(pixels, tmp_path / "pixels.pt")
     script = tmp_path / "load.py"

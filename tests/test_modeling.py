@@ -450,7 +450,7 @@ def test_save_writes_the_remote_code(tmp_path):
     config = (tmp_path / "config.json").read_text()
     assert '"AutoModelForImageClassification": "modeling_bigdrop.BigDropForImageClassification"' in config
     assert '"AutoConfig": "configuration_bigdrop.BigDropConfig"' in config
-    for name in ("modeling_bigdrop.py", "configuration_bigdrop.py"):
+    for name in ("modeling_bigdrop.py", "pooling_bigdrop.py", "configuration_bigdrop.py"):
         source = (tmp_path / name).read_text()
         imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
         for line in imports:

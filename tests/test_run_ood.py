@@ -60,7 +60,13 @@ def test_runner_end_to_end(backbone, tmp_path):
     trajectory = ("--weight_averaging_start_step", "1", "--ensemble_start_step", "3")
     [results] = run_ood.main(tiny_flags(backbone, out, "--dropout_rate", "0.9", *trajectory))
 
-    for name in ("model.safetensors", "config.json", "modeling_bigdrop.py", "configuration_bigdrop.py"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "modeling_bigdrop.py",
+        "pooling_bigdrop.py",
+        "configuration_bigdrop.py",
+    ):
         assert (out / name).exists(), name
     # Trained and saved at the registry's image size of the embedded digits (32 px): no --image_size given.
     processor = json.loads((out / "preprocessor_config.json").read_text())

@@ -1,5 +1,5 @@
 """Domain datasets through `datasets`: DomainBed registry, Hub ids, local folders, the embedded offline
-``digits`` and ``styles`` benchmarks, seeded per-domain splits, DomainBed transforms, a collator and a
+`digits` and `styles` benchmarks, seeded per-domain splits, DomainBed transforms, a collator and a
 domain-balanced batch sampler."""
 
 from .collator import DomainCollator, collate_fn

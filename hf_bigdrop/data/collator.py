@@ -13,15 +13,15 @@ __all__ = ["DomainCollator", "collate_fn"]
 
 @dataclass
 class DomainCollator:
-    """Stacks examples produced by :class:`~hf_bigdrop.data.transforms.DomainBatchTransform`.
+    """Stacks examples produced by `DomainBatchTransform`.
 
-    Output: ``pixel_values`` (float ``(B, 3, H, W)``), ``labels`` (long ``(B,)``) and, only when
-    ``include_domain_ids=True``, ``domain_ids`` (long ``(B,)``). Domain ids are off by default because a model
-    ``forward`` must not receive keys it does not know; turn them on for a trainer that pops them (per-domain
-    metrics) and list ``"domain_ids"`` in ``label_names`` so that ``compute_metrics`` receives them.
+    Output: `pixel_values` (float `(B, 3, H, W)`), `labels` (long `(B,)`) and, only when
+    `include_domain_ids=True`, `domain_ids` (long `(B,)`). Domain ids are off by default because a model
+    `forward` must not receive keys it does not know; turn them on for a trainer that pops them (per-domain
+    metrics) and list `"domain_ids"` in `label_names` so that `compute_metrics` receives them.
 
     Args:
-        include_domain_ids (`bool`, *optional*, defaults to `False`): Add the ``domain_ids`` tensor.
+        include_domain_ids (`bool`, *optional*, defaults to `False`): Add the `domain_ids` tensor.
         domain_key (`str`, *optional*, defaults to `"domain_ids"`): Name of that tensor in the batch.
     """
 
@@ -48,5 +48,5 @@ class DomainCollator:
         return batch
 
 
-#: A ready-made collator without domain ids (``DataLoader(..., collate_fn=collate_fn)``).
+# A ready-made collator without domain ids (`DataLoader(..., collate_fn=collate_fn)`).
 collate_fn = DomainCollator()

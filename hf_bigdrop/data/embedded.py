@@ -1,9 +1,9 @@
-"""What the embedded offline benchmarks (``digits``, ``styles``) share: where they are cached and how their
+"""What the embedded offline benchmarks (`digits`, `styles`) share: where they are cached and how their
 images are written.
 
 A benchmark's builder writes a folder laid out like a Hub dataset repository,
-``data/train-00000-of-00001.parquet`` with ``image`` (PNG bytes), ``label`` and ``domain`` (both
-``ClassLabel``) columns, which :func:`hf_bigdrop.data.load_domain_dataset` loads through the same code path as
+`data/train-00000-of-00001.parquet` with `image` (PNG bytes), `label` and `domain` (both
+`ClassLabel`) columns, which `hf_bigdrop.data.load_domain_dataset` loads through the same code path as
 a Hub id. PNG encoding and Parquet writing are deterministic, so a seeded builder gives byte-identical files.
 """
 
@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import datasets
 import numpy as np
 from PIL import Image
 
@@ -21,7 +22,7 @@ from ..cache import default_cache_root
 
 __all__ = ["embedded_dataset_dir", "write_image_table"]
 
-#: The one data file of a built benchmark, relative to its folder.
+# The one data file of a built benchmark, relative to its folder.
 DATA_FILE = Path("data") / "train-00000-of-00001.parquet"
 
 
@@ -29,13 +30,13 @@ def embedded_dataset_dir(name: str, variant: str, cache_dir: str | os.PathLike |
     """Where one variant (version, size, ...) of an embedded benchmark is cached.
 
     Args:
-        name (`str`): The benchmark, e.g. ``"digits"``.
+        name (`str`): The benchmark, e.g. `"digits"`.
         variant (`str`): Folder name that identifies the build (its version and parameters).
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
-            :func:`hf_bigdrop.cache.default_cache_root` (``$HF_BIGDROP_CACHE``, else ``$HF_HOME/hf_bigdrop``).
+            `hf_bigdrop.cache.default_cache_root` (`$HF_BIGDROP_CACHE`, else `$HF_HOME/hf_bigdrop`).
 
     Returns:
-        `Path`: ``<cache root>/datasets/<name>/<variant>``.
+        `Path`: `<cache root>/datasets/<name>/<variant>`.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
     return root / "datasets" / name / variant
@@ -59,8 +60,8 @@ def write_image_table(
 
     Args:
         output_dir (`str | os.PathLike`): Folder of the benchmark; the file is written at
-            ``data/train-00000-of-00001.parquet`` inside it.
-        images (`Sequence[np.ndarray] | np.ndarray`): uint8 images of shape ``(height, width, 3)``.
+            `data/train-00000-of-00001.parquet` inside it.
+        images (`Sequence[np.ndarray] | np.ndarray`): uint8 images of shape `(height, width, 3)`.
         labels (`Sequence[int]`): Class id of each image.
         domains (`Sequence[int]`): Domain id of each image.
         class_names (`Sequence[str]`): Class names in label order.
@@ -69,8 +70,6 @@ def write_image_table(
     Returns:
         `Path`: The Parquet file written.
     """
-    import datasets
-
     features = datasets.Features(
         {
             "image": datasets.Image(),

@@ -1,7 +1,7 @@
 """Registry of the DomainBed datasets: domains, classes, short names and where to load them from.
 
-The registry is data, not code: adding a dataset means adding one :class:`DomainDatasetInfo` entry to
-:data:`DATASET_REGISTRY`. :func:`hf_bigdrop.data.load_domain_dataset` reads it to resolve dataset names,
+The registry is data, not code: adding a dataset means adding one `DomainDatasetInfo` entry to
+`DATASET_REGISTRY`. `hf_bigdrop.data.load_domain_dataset` reads it to resolve dataset names,
 domain names (full, DomainBed short names or aliases, case-insensitive) and the Hub column mapping.
 """
 
@@ -30,8 +30,8 @@ __all__ = [
 def normalize_name(name: str) -> str:
     """Normalises a dataset or domain name for lenient matching.
 
-    Lower-cases and drops every character that is not a letter or a digit, so that ``"Real World"``,
-    ``"real_world"`` and ``"RealWorld"`` all match.
+    Lower-cases and drops every character that is not a letter or a digit, so that `"Real World"`,
+    `"real_world"` and `"RealWorld"` all match.
 
     Args:
         name (`str`): The name to normalise.
@@ -47,10 +47,10 @@ class DomainSpec:
     """One domain of a registered dataset.
 
     Args:
-        name (`str`): Canonical domain name (the DomainBed folder name, e.g. ``"art_painting"``).
-        short_name (`str`): DomainBed's one-letter (or short) name, e.g. ``"A"``.
+        name (`str`): Canonical domain name (the DomainBed folder name, e.g. `"art_painting"`).
+        short_name (`str`): DomainBed's one-letter (or short) name, e.g. `"A"`.
         aliases (`tuple[str, ...]`, *optional*, defaults to `()`): Other accepted spellings, e.g. the
-            environment names DomainBed uses in its code (``"clip"`` for DomainNet's ``clipart``).
+            environment names DomainBed uses in its code (`"clip"` for DomainNet's `clipart`).
     """
 
     name: str
@@ -58,7 +58,7 @@ class DomainSpec:
     aliases: tuple[str, ...] = ()
 
     def matches(self, query: str) -> bool:
-        """Whether ``query`` names this domain (case-insensitive, punctuation-insensitive)."""
+        """Whether `query` names this domain (case-insensitive, punctuation-insensitive)."""
         key = normalize_name(query)
         return key in {normalize_name(n) for n in (self.name, self.short_name, *self.aliases)}
 
@@ -68,7 +68,7 @@ class DomainDatasetInfo:
     """Metadata of one multi-domain image classification dataset.
 
     Args:
-        name (`str`): Registry name (case-insensitive on lookup), e.g. ``"PACS"``.
+        name (`str`): Registry name (case-insensitive on lookup), e.g. `"PACS"`.
         domains (`tuple[DomainSpec, ...]`): The domains, in DomainBed's order.
         classes (`tuple[str, ...] | None`): Class names in label order, or `None` when they are read from
             the data (DomainNet's 345 classes).
@@ -77,15 +77,14 @@ class DomainDatasetInfo:
         hub_split (`str | None`, *optional*, defaults to `"train"`): The Hub split that holds all examples
             (`None`: concatenate every split).
         image_column (`str`, *optional*, defaults to `"image"`): Image column of the Hub dataset.
-        label_column (`str`, *optional*, defaults to `"label"`): Label column (a ``ClassLabel``).
+        label_column (`str`, *optional*, defaults to `"label"`): Label column (a `ClassLabel`).
         domain_column (`str`, *optional*, defaults to `"domain"`): Column that holds the domain name.
         builder (`Callable[..., Path] | None`, *optional*, defaults to `None`): For a benchmark built offline,
             the function that returns its cached folder (laid out like a Hub dataset repository), building it
-            on first use. It is called as ``builder(image_size=..., cache_dir=..., **builder_kwargs)``.
+            on first use. It is called as `builder(image_size=..., cache_dir=..., **builder_kwargs)`.
         default_image_size (`int | None`, *optional*, defaults to `None`): The image side a benchmark built
             offline is stored and trained at unless told otherwise (`None`: the backbone's own input size).
         url (`str`, *optional*, defaults to `""`): Where to download the original data.
-        description (`str`, *optional*, defaults to `""`): One line shown in the docs and error messages.
     """
 
     name: str
@@ -99,20 +98,14 @@ class DomainDatasetInfo:
     builder: Callable[..., Path] | None = None
     default_image_size: int | None = None
     url: str = ""
-    description: str = ""
 
     @property
     def domain_names(self) -> list[str]:
         """`list[str]`: Canonical domain names in registry order."""
         return [d.name for d in self.domains]
 
-    @property
-    def num_classes(self) -> int | None:
-        """`int | None`: Number of classes, or `None` when read from the data."""
-        return None if self.classes is None else len(self.classes)
-
     def find_domain(self, query: str) -> DomainSpec | None:
-        """Returns the domain that ``query`` names (full, short or alias, case-insensitive), or `None`."""
+        """Returns the domain that `query` names (full, short or alias, case-insensitive), or `None`."""
         for spec in self.domains:
             if spec.matches(query):
                 return spec
@@ -123,75 +116,20 @@ def _domains(*triples: tuple[str, str] | tuple[str, str, tuple[str, ...]]) -> tu
     return tuple(DomainSpec(*t) for t in triples)
 
 
+# OfficeHome's 65 class folder names, in label order.
+# fmt: off
 _OFFICE_HOME_CLASSES = (
-    "Alarm_Clock",
-    "Backpack",
-    "Batteries",
-    "Bed",
-    "Bike",
-    "Bottle",
-    "Bucket",
-    "Calculator",
-    "Calendar",
-    "Candles",
-    "Chair",
-    "Clipboards",
-    "Computer",
-    "Couch",
-    "Curtains",
-    "Desk_Lamp",
-    "Drill",
-    "Eraser",
-    "Exit_Sign",
-    "Fan",
-    "File_Cabinet",
-    "Flipflops",
-    "Flowers",
-    "Folder",
-    "Fork",
-    "Glasses",
-    "Hammer",
-    "Helmet",
-    "Kettle",
-    "Keyboard",
-    "Knives",
-    "Lamp_Shade",
-    "Laptop",
-    "Marker",
-    "Monitor",
-    "Mop",
-    "Mouse",
-    "Mug",
-    "Notebook",
-    "Oven",
-    "Pan",
-    "Paper_Clip",
-    "Pen",
-    "Pencil",
-    "Postit_Notes",
-    "Printer",
-    "Push_Pin",
-    "Radio",
-    "Refrigerator",
-    "Ruler",
-    "Scissors",
-    "Screwdriver",
-    "Shelf",
-    "Sink",
-    "Sneakers",
-    "Soda",
-    "Speaker",
-    "Spoon",
-    "TV",
-    "Table",
-    "Telephone",
-    "ToothBrush",
-    "Toys",
-    "Trash_Can",
-    "Webcam",
+    "Alarm_Clock", "Backpack", "Batteries", "Bed", "Bike", "Bottle", "Bucket", "Calculator", "Calendar",
+    "Candles", "Chair", "Clipboards", "Computer", "Couch", "Curtains", "Desk_Lamp", "Drill", "Eraser",
+    "Exit_Sign", "Fan", "File_Cabinet", "Flipflops", "Flowers", "Folder", "Fork", "Glasses", "Hammer",
+    "Helmet", "Kettle", "Keyboard", "Knives", "Lamp_Shade", "Laptop", "Marker", "Monitor", "Mop", "Mouse",
+    "Mug", "Notebook", "Oven", "Pan", "Paper_Clip", "Pen", "Pencil", "Postit_Notes", "Printer", "Push_Pin",
+    "Radio", "Refrigerator", "Ruler", "Scissors", "Screwdriver", "Shelf", "Sink", "Sneakers", "Soda",
+    "Speaker", "Spoon", "TV", "Table", "Telephone", "ToothBrush", "Toys", "Trash_Can", "Webcam",
 )
+# fmt: on
 
-#: Every registered dataset, keyed by its lower-cased name.
+# Every registered dataset, keyed by its lower-cased name.
 DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
     info.name.lower(): info
     for info in (
@@ -201,14 +139,12 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
             classes=("dog", "elephant", "giraffe", "guitar", "horse", "house", "person"),
             hub_id="flwrlabs/pacs",
             url="https://sketchx.eecs.qmul.ac.uk/downloads/",
-            description="Photo, Art painting, Cartoon, Sketch; 7 classes; 9,991 images.",
         ),
         DomainDatasetInfo(
             name="VLCS",
             domains=_domains(("Caltech101", "C"), ("LabelMe", "L"), ("SUN09", "S"), ("VOC2007", "V")),
             classes=("bird", "car", "chair", "dog", "person"),
             url="https://github.com/belaalb/G2DM#download-vlcs",
-            description="Caltech101, LabelMe, SUN09, VOC2007; 5 classes; 10,729 images.",
         ),
         DomainDatasetInfo(
             name="OfficeHome",
@@ -216,7 +152,6 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
             classes=_OFFICE_HOME_CLASSES,
             hub_id="flwrlabs/office-home",
             url="https://www.hemanthdv.org/officeHomeDataset.html",
-            description="Art, Clipart, Product, Real World; 65 classes; 15,588 images.",
         ),
         DomainDatasetInfo(
             name="TerraIncognita",
@@ -239,7 +174,6 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
                 "squirrel",
             ),
             url="https://lila.science/datasets/caltech-camera-traps",
-            description="Camera traps at 4 locations; 10 classes; 24,788 images.",
         ),
         DomainDatasetInfo(
             name="DomainNet",
@@ -253,7 +187,6 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
             ),
             classes=None,
             url="http://ai.bu.edu/M3SDA/",
-            description="6 domains; 345 classes (names read from the class folders); 586,575 images.",
         ),
         DomainDatasetInfo(
             name="digits",
@@ -263,7 +196,6 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
             classes=tuple(str(i) for i in range(10)),
             builder=ensure_digits,
             default_image_size=32,
-            description="Embedded offline benchmark built from data that pip packages ship; 10 classes.",
         ),
         DomainDatasetInfo(
             name="styles",
@@ -273,7 +205,6 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
             classes=STYLES_CLASSES,
             builder=ensure_styles,
             default_image_size=STYLES_IMAGE_SIZE,
-            description="Embedded offline benchmark: crops of bundled photos in 4 styles; 11 classes.",
         ),
     )
 }
@@ -283,7 +214,7 @@ def list_datasets() -> list[str]:
     """Returns the names of the registered datasets.
 
     Returns:
-        `list[str]`: e.g. ``["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits", "styles"]``.
+        `list[str]`: e.g. `["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits", "styles"]`.
     """
     return [info.name for info in DATASET_REGISTRY.values()]
 
@@ -292,10 +223,10 @@ def get_dataset_info(name: str) -> DomainDatasetInfo | None:
     """Looks a dataset up in the registry (case- and punctuation-insensitive).
 
     Args:
-        name (`str`): e.g. ``"pacs"``, ``"OfficeHome"``, ``"office-home"``.
+        name (`str`): e.g. `"pacs"`, `"OfficeHome"`, `"office-home"`.
 
     Returns:
-        `DomainDatasetInfo | None`: The entry, or `None` when ``name`` is not registered.
+        `DomainDatasetInfo | None`: The entry, or `None` when `name` is not registered.
     """
     key = normalize_name(name)
     for info in DATASET_REGISTRY.values():
@@ -314,7 +245,7 @@ def resolve_domains(
     """Maps user-given domain names onto the domain names present in the data.
 
     Accepts each domain's full name, its DomainBed short name or an alias (registered datasets), or
-    any spelling that matches after :func:`normalize_name`. Duplicates are dropped, order is kept.
+    any spelling that matches after `normalize_name`. Duplicates are dropped, order is kept.
 
     Args:
         requested (`str | Iterable[str]`): One domain or several.
@@ -323,7 +254,7 @@ def resolve_domains(
         what (`str`, *optional*, defaults to `"test_domains"`): Argument name used in error messages.
 
     Returns:
-        `list[str]`: The matching names from ``available``.
+        `list[str]`: The matching names from `available`.
 
     Raises:
         ValueError: If a requested domain matches no available domain (the message lists them).

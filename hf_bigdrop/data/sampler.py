@@ -11,42 +11,37 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 
+from .splitting import domain_ids
+
 __all__ = ["DomainBalancedBatchSampler", "SeededBatchSampler", "SeededDataset"]
 
 
 class DomainBalancedBatchSampler(Sampler[list[int]]):
-    """Yields batches of dataset indices with exactly ``per_domain_batch_size`` examples of each domain.
+    """Yields batches of dataset indices with exactly `per_domain_batch_size` examples of each domain.
 
     This is the paper's (and DomainBed's) protocol: each step draws, say, 32 examples from every training
     domain. Each domain's examples are read from its own endless stream: a seeded random permutation of the
     domain, then another permutation when it is used up, and so on. Small domains therefore repeat within
     an epoch; the largest one is seen once per epoch.
 
-    **Epoch length.** ``len(sampler)`` is ``num_batches`` when given, else
-    ``ceil(largest domain / per_domain_batch_size)``: enough batches to cover the largest domain once.
-    Streams restart at every epoch; epoch ``e`` is seeded by ``(seed, e, crc32(domain id))``. Call
-    :meth:`set_epoch` before each epoch (the `transformers` Trainer and `accelerate` do it through the
-    DataLoader) to get a different order per epoch; the same ``(seed, epoch)`` always gives the same batches.
+    **Epoch length.** `len(sampler)` is `num_batches` when given, else
+    `ceil(largest domain / per_domain_batch_size)`: enough batches to cover the largest domain once.
+    Streams restart at every epoch; epoch `e` is seeded by `(seed, e, crc32(domain id))`. Call
+    `set_epoch` before each epoch (the `transformers` Trainer and `accelerate` do it through the
+    DataLoader) to get a different order per epoch; the same `(seed, epoch)` always gives the same batches.
 
-    **Batch layout.** Within a batch, examples are grouped by domain in the order of ``domains_in_batch``
-    (the sorted domain ids by default), ``per_domain_batch_size`` each.
+    **Batch layout.** Within a batch, examples are grouped by domain in the order of the sorted domain ids,
+    `per_domain_batch_size` each.
 
-    **Distributed sharding.** With ``num_replicas > 1``, each rank receives a disjoint slice of every batch:
-    ``per_domain_batch_size // num_replicas`` examples of each domain, so the global batch over all ranks
-    is exactly the single-process batch (same examples, same loss). ``per_domain_batch_size`` must be
-    divisible by ``num_replicas``. Under the `transformers` Trainer / `accelerate`, keep ``num_replicas=1``:
-    `accelerate` already shards batch samplers across processes (whole batches per process).
+    **Several processes.** Under the `transformers` Trainer / `accelerate`, `accelerate` shards batch samplers
+    across processes (whole batches per process).
 
     Args:
         domains (`Sequence[int]`): Domain id of every example of the dataset (e.g.
-            :func:`hf_bigdrop.data.domain_ids`).
-        per_domain_batch_size (`int`): Examples of each domain per batch (global, over all replicas).
+            `hf_bigdrop.data.domain_ids`).
+        per_domain_batch_size (`int`): Examples of each domain per batch.
         seed (`int`, *optional*, defaults to `0`): Sampling seed.
-        domains_in_batch (`Sequence[int] | None`, *optional*, defaults to `None`): Which domain ids to draw from
-            (default: every id present in ``domains``).
         num_batches (`int | None`, *optional*, defaults to `None`): Batches per epoch (see above).
-        num_replicas (`int`, *optional*, defaults to `1`): Number of distributed processes.
-        rank (`int`, *optional*, defaults to `0`): This process' rank in ``[0, num_replicas)``.
 
     Example:
 
@@ -64,10 +59,7 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
         per_domain_batch_size: int,
         *,
         seed: int = 0,
-        domains_in_batch: Sequence[int] | None = None,
         num_batches: int | None = None,
-        num_replicas: int = 1,
-        rank: int = 0,
     ) -> None:
         domains = np.asarray(domains)
         if domains.ndim != 1 or (len(domains) and not np.issubdtype(domains.dtype, np.integer)):
@@ -76,31 +68,16 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
             raise ValueError(
                 f"per_domain_batch_size must be a positive integer, got {per_domain_batch_size!r}."
             )
-        if not isinstance(num_replicas, int) or num_replicas < 1:
-            raise ValueError(f"num_replicas must be a positive integer, got {num_replicas!r}.")
-        if not isinstance(rank, int) or not 0 <= rank < num_replicas:
-            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank!r}.")
-        if per_domain_batch_size % num_replicas:
-            raise ValueError(
-                f"per_domain_batch_size ({per_domain_batch_size}) must be divisible by num_replicas ({num_replicas}) "
-                "so that every rank gets the same number of examples of each domain."
-            )
         if num_batches is not None and (not isinstance(num_batches, int) or num_batches < 1):
             raise ValueError(f"num_batches must be a positive integer or None, got {num_batches!r}.")
         present = sorted(int(d) for d in np.unique(domains))
-        chosen = present if domains_in_batch is None else [int(d) for d in domains_in_batch]
-        if not chosen:
-            raise ValueError("No domain to sample from: the dataset is empty or domains_in_batch is empty.")
-        missing = [d for d in chosen if d not in present]
-        if missing:
-            raise ValueError(f"Domain ids {missing} have no examples; domains with examples: {present}.")
+        if not present:
+            raise ValueError("No domain to sample from: the dataset is empty.")
         self.per_domain_batch_size = per_domain_batch_size
         self.seed = int(seed)
-        self.num_replicas = num_replicas
-        self.rank = rank
         self.epoch = 0
-        self.domain_order = chosen
-        self._indices = {d: np.flatnonzero(domains == d) for d in chosen}
+        self.domain_order = present
+        self._indices = {d: np.flatnonzero(domains == d) for d in present}
         largest = max(len(idx) for idx in self._indices.values())
         self.num_batches = (
             num_batches if num_batches is not None else math.ceil(largest / per_domain_batch_size)
@@ -108,18 +85,16 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
 
     @classmethod
     def from_dataset(cls, dataset, per_domain_batch_size: int, **kwargs) -> DomainBalancedBatchSampler:
-        """Builds the sampler from a split's ``domain`` column (no image is decoded).
+        """Builds the sampler from a split's `domain` column (no image is decoded).
 
         Args:
-            dataset (`datasets.Dataset`): A split of :func:`~hf_bigdrop.data.load_domain_dataset`.
+            dataset (`datasets.Dataset`): A split of `load_domain_dataset`.
             per_domain_batch_size (`int`): Examples of each domain per batch.
-            **kwargs: The other arguments of :class:`DomainBalancedBatchSampler`.
+            **kwargs: The other arguments of `DomainBalancedBatchSampler`.
 
         Returns:
             `DomainBalancedBatchSampler`: The sampler.
         """
-        from .loading import domain_ids
-
         return cls(domain_ids(dataset), per_domain_batch_size, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
@@ -130,7 +105,7 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
         return self.num_batches
 
     def _stream(self, domain: int) -> Iterator[np.ndarray]:
-        """Endless chunks of ``per_domain_batch_size`` indices of one domain."""
+        """Endless chunks of `per_domain_batch_size` indices of one domain."""
         rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(str(domain).encode())])
         indices = self._indices[domain]
         buffer = np.empty(0, dtype=np.int64)
@@ -142,24 +117,22 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         streams = [self._stream(d) for d in self.domain_order]
-        share = self.per_domain_batch_size // self.num_replicas
-        start = self.rank * share
         for _ in range(self.num_batches):
-            yield [int(i) for stream in streams for i in next(stream)[start : start + share]]
+            yield [int(i) for stream in streams for i in next(stream)]
 
 
 class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Gives every batch of a batch sampler its own augmentation seed, derived from ``(seed, epoch, batch)``.
+    """Gives every batch of a batch sampler its own augmentation seed, derived from `(seed, epoch, batch)`.
 
-    Batches become lists of ``(index, batch_seed)`` pairs; :class:`SeededDataset` seeds the random
-    augmentation with ``batch_seed`` while it loads the batch. The augmentation of batch ``b`` then depends
-    only on ``(seed, epoch, b)``: not on the global random state, the number of DataLoader workers, or what
+    Batches become lists of `(index, batch_seed)` pairs; `SeededDataset` seeds the random
+    augmentation with `batch_seed` while it loads the batch. The augmentation of batch `b` then depends
+    only on `(seed, epoch, b)`: not on the global random state, the number of DataLoader workers, or what
     ran before. That is what makes a resumed run exact: the Trainer skips the batches already trained,
     and the first batch after the checkpoint is augmented as in the uninterrupted run.
 
     Args:
         batch_sampler (`Sampler[list[int]]`): Yields lists of dataset indices (e.g.
-            :class:`DomainBalancedBatchSampler`); its ``set_epoch`` is forwarded.
+            `DomainBalancedBatchSampler`); its `set_epoch` is forwarded.
         seed (`int`, *optional*, defaults to `0`): Augmentation seed.
     """
 
@@ -184,9 +157,9 @@ class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 class SeededDataset(TorchDataset):
-    """Loads the batches of a :class:`SeededBatchSampler` with the batch's seed as torch's random state.
+    """Loads the batches of a `SeededBatchSampler` with the batch's seed as torch's random state.
 
-    The wrapped dataset's transform (e.g. :func:`~hf_bigdrop.data.apply_transforms`) draws its random
+    The wrapped dataset's transform (e.g. `apply_transforms`) draws its random
     augmentation from torch's global generator; it is forked, so the caller's random state is untouched.
 
     Args:

@@ -1,24 +1,24 @@
-"""The embedded offline benchmark ``styles``: natural colour photos seen in four styles, in the spirit of PACS
+"""The embedded offline benchmark `styles`: natural colour photos seen in four styles, in the spirit of PACS
 (photo, art painting, cartoon, sketch), built from images that pip packages ship (no network).
 
-Classes: the 11 natural colour photographs that scikit-image (``skimage.data``), scikit-learn
-(``load_sample_images``) and matplotlib (``sample_data``) ship, one class per photo (:data:`STYLES_CLASSES`),
+Classes: the 11 natural colour photographs that scikit-image (`skimage.data`), scikit-learn
+(`load_sample_images`) and matplotlib (`sample_data`) ship, one class per photo (`STYLES_CLASSES`),
 each resized to about 512 x 512 pixels of area (aspect kept) so that crops of all photos are equally sharp.
 An example is a random crop of its class's photo: area (a fraction of the photo's), aspect ratio and position
-are drawn from a seeded generator; near-uniform crops (a patch of sky, the black border of ``retina``) are
+are drawn from a seeded generator; near-uniform crops (a patch of sky, the black border of `retina`) are
 drawn again. Each domain draws its own crops, then renders them in its style:
 
-- ``photo``: the crop as it is;
-- ``sketch``: dark edges on white (inverted Sobel gradient magnitude of the smoothed grey image), grey;
-- ``cartoon``: flat colours (median filter, 4 to 6 colours, small regions removed by a mode filter) with dark
+- `photo`: the crop as it is;
+- `sketch`: dark edges on white (inverted Sobel gradient magnitude of the smoothed grey image), grey;
+- `cartoon`: flat colours (median filter, 4 to 6 colours, small regions removed by a mode filter) with dark
   outlines between colour regions and stronger saturation;
-- ``painting``: smoothed into blotches (Gaussian then mode filter), hue shifted by a random angle (up to 36
+- `painting`: smoothed into blotches (Gaussian then mode filter), hue shifted by a random angle (up to 36
   degrees either way), saturation raised, a warm varnish tint and a faint brush grain.
 
 Every crop is resized to twice the output size, rendered, then resized to the output size. The build is
 deterministic: the same arguments give byte-identical PNG images and Parquet file (for the same versions of
 the packages above, Pillow and pyarrow). Each (domain, class) pair has its own generator, seeded by
-``(seed, domain, class)``, so a build with more examples per class starts with the same images as one with
+`(seed, domain, class)`, so a build with more examples per class starts with the same images as one with
 fewer.
 """
 
@@ -45,11 +45,11 @@ __all__ = [
     "styles_cache_dir",
 ]
 
-#: Bump when the generated data changes; it is part of the cache folder name.
+# Bump when the generated data changes; it is part of the cache folder name.
 STYLES_VERSION = "1.0.0"
-#: Domain (style) names in id order of the ``domain`` column.
+# Domain (style) names in id order of the `domain` column.
 STYLES_DOMAINS = ("photo", "sketch", "cartoon", "painting")
-#: Class names (one per photograph) in label order.
+# Class names (one per photograph) in label order.
 STYLES_CLASSES = (
     "astronaut",
     "chelsea",
@@ -67,16 +67,16 @@ _MISSING_EXTRA = (
     "The embedded 'styles' benchmark needs the optional packages scikit-learn, scikit-image and matplotlib: "
     "pip install 'hf-bigdrop[offline]'."
 )
-#: Every photo is resized to about this many pixels (512 x 512) before it is cropped.
+# Every photo is resized to about this many pixels (512 x 512) before it is cropped.
 PHOTO_AREA = 512 * 512
-#: A crop whose grey levels (0-1) have a smaller standard deviation than this is drawn again.
+# A crop whose grey levels (0-1) have a smaller standard deviation than this is drawn again.
 _MIN_CROP_STD = 0.05
 _MAX_CROP_DRAWS = 1000
-#: Sobel magnitude (grey levels in [0, 1]) below which a ``sketch`` edge is never drawn fully black.
+# Sobel magnitude (grey levels in [0, 1]) below which a `sketch` edge is never drawn fully black.
 _SKETCH_EDGE_FLOOR = 0.08
-#: The warm tint that the ``painting`` style blends in (an old varnish).
+# The warm tint that the `painting` style blends in (an old varnish).
 _VARNISH = (235, 205, 150)
-#: Aspect ratios (width / height) of the crops are drawn log-uniformly in [1 / _MAX_ASPECT, _MAX_ASPECT].
+# Aspect ratios (width / height) of the crops are drawn log-uniformly in [1 / _MAX_ASPECT, _MAX_ASPECT].
 _MAX_ASPECT = 4 / 3
 
 
@@ -101,7 +101,7 @@ def _photo(name: str) -> np.ndarray:
 
 
 def _photo_at_common_area(name: str) -> np.ndarray:
-    """The photograph resized (Lanczos, aspect kept) to about :data:`PHOTO_AREA` pixels.
+    """The photograph resized (Lanczos, aspect kept) to about `PHOTO_AREA` pixels.
 
     The photos ship at 300 to 1411 pixels a side: without this, a crop of the same fraction of the area would be
     sharp in a large photo and blurry in a small one, and the blur alone would tell the classes apart.
@@ -120,7 +120,7 @@ def _rng(seed: int, domain: str, class_name: str) -> np.random.Generator:
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
-    """Luma in [0, 1] (ITU-R 601, as Pillow's ``convert("L")``)."""
+    """Luma in [0, 1] (ITU-R 601, as Pillow's `convert("L")`)."""
     return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
 
 
@@ -179,7 +179,7 @@ def _painting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.asarray(painted, dtype=np.float32) * grain[..., None], 0, 255).astype(np.uint8)
 
 
-#: How each style renders an RGB uint8 image. Data, not an if/else chain.
+# How each style renders an RGB uint8 image. Data, not an if/else chain.
 _STYLES: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
     "photo": lambda image, rng: image,
     "sketch": _sketch,
@@ -189,11 +189,11 @@ _STYLES: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
 
 
 def stylize(image: np.ndarray, style: str, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Renders an RGB image in one of the styles of the ``styles`` benchmark.
+    """Renders an RGB image in one of the styles of the `styles` benchmark.
 
     Args:
-        image (`np.ndarray`): RGB uint8 image, ``(height, width, 3)``.
-        style (`str`): One of :data:`STYLES_DOMAINS`.
+        image (`np.ndarray`): RGB uint8 image, `(height, width, 3)`.
+        style (`str`): One of `STYLES_DOMAINS`.
         rng (`np.random.Generator | None`, *optional*, defaults to `None`): Draws the style's random parts
             (number of cartoon colours, painting hue shift and grain); default: seeded with 0.
 
@@ -201,7 +201,7 @@ def stylize(image: np.ndarray, style: str, rng: np.random.Generator | None = Non
         `np.ndarray`: The rendered RGB uint8 image, same size.
 
     Raises:
-        ValueError: If ``style`` is not a style of the benchmark (the message lists them).
+        ValueError: If `style` is not a style of the benchmark (the message lists them).
     """
     if style not in _STYLES:
         raise ValueError(f"Unknown style {style!r}. Valid styles: {', '.join(map(repr, STYLES_DOMAINS))}.")
@@ -223,7 +223,7 @@ def _check_arguments(image_size: int, examples_per_class: int, crop_area: tuple[
         )
 
 
-#: Defaults of the benchmark (see docs/styles.md for how they were chosen).
+# Defaults of the benchmark (see docs/styles.md for how they were chosen).
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_EXAMPLES_PER_CLASS = 100
 DEFAULT_CROP_AREA = (0.0025, 0.01)
@@ -236,10 +236,10 @@ def build_styles(
     crop_area: tuple[float, float] = DEFAULT_CROP_AREA,
     seed: int = 0,
 ) -> Path:
-    """Builds the ``styles`` benchmark into ``output_dir`` (laid out like a Hub dataset repository).
+    """Builds the `styles` benchmark into `output_dir` (laid out like a Hub dataset repository).
 
     Args:
-        output_dir (`str | os.PathLike`): Folder to create; ``data/train-00000-of-00001.parquet`` is written
+        output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written
             inside it.
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images (16 to 512).
         examples_per_class (`int`, *optional*, defaults to `100`): Crops per class and per domain.
@@ -252,7 +252,7 @@ def build_styles(
 
     Raises:
         ValueError: If an argument is out of range.
-        ImportError: If the packages of the ``offline`` extra are missing.
+        ImportError: If the packages of the `offline` extra are missing.
     """
     _check_arguments(image_size, examples_per_class, crop_area)
     size, render = int(image_size), 2 * int(image_size)
@@ -278,7 +278,7 @@ def styles_cache_dir(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Where the ``styles`` benchmark built with these arguments is cached.
+    """Where the `styles` benchmark built with these arguments is cached.
 
     Args:
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images.
@@ -286,10 +286,10 @@ def styles_cache_dir(
         crop_area (`tuple[float, float]`, *optional*, defaults to `(0.0025, 0.01)`): Range of a crop's area.
         seed (`int`, *optional*, defaults to `0`): Seed of the build.
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
-            ``$HF_BIGDROP_CACHE``, else ``$HF_HOME/hf_bigdrop`` (:func:`hf_bigdrop.cache.default_cache_root`).
+            `$HF_BIGDROP_CACHE`, else `$HF_HOME/hf_bigdrop` (`hf_bigdrop.cache.default_cache_root`).
 
     Returns:
-        `Path`: ``<cache root>/datasets/styles/<version>_<size>px_<n>pc_area<min>-<max>_seed<seed>``.
+        `Path`: `<cache root>/datasets/styles/<version>_<size>px_<n>pc_area<min>-<max>_seed<seed>`.
     """
     low, high = (float(v) for v in crop_area)
     variant = (
@@ -305,7 +305,7 @@ def ensure_styles(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Returns the cached ``styles`` folder, building it first if needed (atomically, once across processes).
+    """Returns the cached `styles` folder, building it first if needed (atomically, once across processes).
 
     Args:
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images (16 to 512).
@@ -314,7 +314,7 @@ def ensure_styles(
             fraction of its photo's area.
         seed (`int`, *optional*, defaults to `0`): Seed of the build.
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root (see
-            :func:`styles_cache_dir`).
+            `styles_cache_dir`).
 
     Returns:
         `Path`: The folder, laid out like a Hub dataset repository.

@@ -1,7 +1,7 @@
-"""Image transforms (DomainBed's recipe) with ``torchvision.transforms.v2``, applied lazily with ``with_transform``.
+"""Image transforms (DomainBed's recipe) with `torchvision.transforms.v2`, applied lazily with `with_transform`.
 
-Sizes and normalisation come from a `transformers` image processor (``size`` / ``crop_size`` / ``image_mean`` /
-``image_std``, or a ``TimmWrapperImageProcessor``'s ``data_config``), so the pixels match what the backbone
+Sizes and normalisation come from a `transformers` image processor (`size` / `crop_size` / `image_mean` /
+`image_std`, or a `TimmWrapperImageProcessor`'s `data_config`), so the pixels match what the backbone
 was pre-trained on. Everything here is picklable, so DataLoader workers decode and augment images in
 parallel.
 """
@@ -39,7 +39,7 @@ class ImageSpec:
     """What the backbone expects.
 
     Args:
-        size (`tuple[int, int]`): Output ``(height, width)``.
+        size (`tuple[int, int]`): Output `(height, width)`.
         mean (`tuple[float, float, float]`): Per-channel normalisation mean.
         std (`tuple[float, float, float]`): Per-channel normalisation standard deviation.
     """
@@ -50,7 +50,7 @@ class ImageSpec:
 
 
 def _get(obj: Any, key: str) -> Any:
-    """Reads ``key`` from a dict, a ``SizeDict`` or an object attribute; None when absent."""
+    """Reads `key` from a dict, a `SizeDict` or an object attribute; None when absent."""
     if obj is None:
         return None
     if isinstance(obj, Mapping):
@@ -59,7 +59,7 @@ def _get(obj: Any, key: str) -> Any:
 
 
 def _size_from(value: Any) -> tuple[int, int] | None:
-    """Parses an image processor size: an int, ``{"height", "width"}`` or ``{"shortest_edge"}``."""
+    """Parses an image processor size: an int, `{"height", "width"}` or `{"shortest_edge"}`."""
     if value is None:
         return None
     if isinstance(value, int):
@@ -82,10 +82,10 @@ def image_spec_from_processor(
 
     Args:
         image_processor (`Any`, *optional*, defaults to `None`): A `transformers` image processor (any class
-            with ``size`` / ``crop_size`` / ``image_mean`` / ``image_std``, or a ``TimmWrapperImageProcessor``
-            with ``data_config``). `None` gives ImageNet statistics and 224 pixels.
+            with `size` / `crop_size` / `image_mean` / `image_std`, or a `TimmWrapperImageProcessor`
+            with `data_config`). `None` gives ImageNet statistics and 224 pixels.
         image_size (`int | Sequence[int] | None`, *optional*, defaults to `None`): Overrides the size
-            (an int for square images or ``(height, width)``).
+            (an int for square images or `(height, width)`).
 
     Returns:
         `ImageSpec`: Size, mean and std.
@@ -119,8 +119,8 @@ def image_spec_from_processor(
 
 
 class ToRGB(torch.nn.Module):
-    """Converts grey-scale (``L``, ``I``, ``F``), palette (``P``), alpha (``LA``, ``RGBA``) and ``CMYK`` PIL
-    images to ``RGB``; leaves ``RGB`` images untouched."""
+    """Converts grey-scale (`L`, `I`, `F`), palette (`P`), alpha (`LA`, `RGBA`) and `CMYK` PIL
+    images to `RGB`; leaves `RGB` images untouched."""
 
     def forward(self, image: PILImage.Image) -> PILImage.Image:
         if isinstance(image, PILImage.Image) and image.mode != "RGB":
@@ -153,7 +153,7 @@ def _resize_only(spec: ImageSpec, train: bool) -> list[Callable]:
     return [v2.Resize(spec.size, antialias=True)]
 
 
-#: Augmentation recipes: ``name -> (spec, train) -> transforms before tensor conversion``.
+# Augmentation recipes: `name -> (spec, train) -> transforms before tensor conversion`.
 RECIPES: dict[str, Callable[[ImageSpec, bool], list[Callable]]] = {
     "domainbed": _domainbed,
     "none": _resize_only,
@@ -166,25 +166,25 @@ def build_transforms(
     recipe: str = "domainbed",
     image_size: int | Sequence[int] | None = None,
 ) -> v2.Compose:
-    """Builds the per-image transform: PIL image (any mode) -> normalised float tensor ``(3, H, W)``.
+    """Builds the per-image transform: PIL image (any mode) -> normalised float tensor `(3, H, W)`.
 
-    ``recipe="domainbed"``, train: ``RandomResizedCrop(size, scale=(0.7, 1.0))``, ``RandomHorizontalFlip()``,
-    ``ColorJitter(0.3, 0.3, 0.3, 0.3)``, ``RandomGrayscale(p=0.1)``; eval: ``Resize((h, w))``. Both then
+    `recipe="domainbed"`, train: `RandomResizedCrop(size, scale=(0.7, 1.0))`, `RandomHorizontalFlip()`,
+    `ColorJitter(0.3, 0.3, 0.3, 0.3)`, `RandomGrayscale(p=0.1)`; eval: `Resize((h, w))`. Both then
     convert to float in [0, 1] and normalise with the processor's mean and std.
 
     Args:
         image_processor (`Any`, *optional*, defaults to `None`): `transformers` image processor giving size,
             mean and std (`None`: 224 pixels, ImageNet statistics).
         train (`bool`, *optional*, defaults to `False`): Training augmentation or evaluation resize.
-        recipe (`str`, *optional*, defaults to `"domainbed"`): A key of :data:`RECIPES`
-            (``"domainbed"`` or ``"none"``).
+        recipe (`str`, *optional*, defaults to `"domainbed"`): A key of `RECIPES`
+            (`"domainbed"` or `"none"`).
         image_size (`int | Sequence[int] | None`, *optional*, defaults to `None`): Overrides the processor's size.
 
     Returns:
         `torchvision.transforms.v2.Compose`: A picklable transform.
 
     Raises:
-        ValueError: If ``recipe`` is unknown.
+        ValueError: If `recipe` is unknown.
     """
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}; valid recipes: {', '.join(sorted(RECIPES))}.")
@@ -201,7 +201,7 @@ def build_transforms(
 
 
 def _open_image(entry: Any) -> PILImage.Image:
-    """Decodes one image: a PIL image (already decoded) or an undecoded ``{"bytes", "path"}`` entry."""
+    """Decodes one image: a PIL image (already decoded) or an undecoded `{"bytes", "path"}` entry."""
     if isinstance(entry, PILImage.Image):
         return entry
     data, path = entry.get("bytes"), entry.get("path")
@@ -217,14 +217,14 @@ def _open_image(entry: Any) -> PILImage.Image:
 
 @dataclass
 class DomainBatchTransform:
-    """The function given to ``Dataset.with_transform``: decodes and transforms a batch of examples.
+    """The function given to `Dataset.with_transform`: decodes and transforms a batch of examples.
 
-    Input batch (columns of :func:`~hf_bigdrop.data.load_domain_dataset`): ``image``, ``label``, ``domain``.
-    Output: ``pixel_values`` (list of ``(3, H, W)`` float tensors), ``labels`` (list of int) and ``domain_ids``
+    Input batch (columns of `load_domain_dataset`): `image`, `label`, `domain`.
+    Output: `pixel_values` (list of `(3, H, W)` float tensors), `labels` (list of int) and `domain_ids`
     (list of int; dropped by the default collator).
 
     Args:
-        transform (`Callable`): Per-image transform, e.g. from :func:`build_transforms`.
+        transform (`Callable`): Per-image transform, e.g. from `build_transforms`.
     """
 
     transform: Callable
@@ -247,20 +247,20 @@ def apply_transforms(
     recipe: str = "domainbed",
     image_size: int | Sequence[int] | None = None,
 ) -> datasets.DatasetDict | datasets.Dataset:
-    """Sets the lazy DomainBed transforms on a split or on every split (``with_transform``).
+    """Sets the lazy DomainBed transforms on a split or on every split (`with_transform`).
 
     Images are decoded by the transform itself (PIL, straight from the stored bytes or file), in the
     DataLoader worker that needs them; an undecodable file raises an error naming it.
 
     Args:
-        data (`datasets.DatasetDict | datasets.Dataset`): Output of :func:`~hf_bigdrop.data.load_domain_dataset`
+        data (`datasets.DatasetDict | datasets.Dataset`): Output of `load_domain_dataset`
             or one of its splits.
         image_processor (`Any`, *optional*, defaults to `None`): Gives size, mean and std.
-        train (`bool | None`, *optional*, defaults to `None`): For a single ``Dataset``: training augmentation
-            or not (default `False`). Ignored for a ``DatasetDict``.
-        train_splits (`Sequence[str]`, *optional*, defaults to `("train",)`): Splits of a ``DatasetDict`` that
+        train (`bool | None`, *optional*, defaults to `None`): For a single `Dataset`: training augmentation
+            or not (default `False`). Ignored for a `DatasetDict`.
+        train_splits (`Sequence[str]`, *optional*, defaults to `("train",)`): Splits of a `DatasetDict` that
             get the training augmentation; the others get the evaluation resize.
-        recipe (`str`, *optional*, defaults to `"domainbed"`): Augmentation recipe (see :data:`RECIPES`).
+        recipe (`str`, *optional*, defaults to `"domainbed"`): Augmentation recipe (see `RECIPES`).
         image_size (`int | Sequence[int] | None`, *optional*, defaults to `None`): Overrides the processor's size.
 
     Returns:
