@@ -14,7 +14,7 @@ from .selection import Selection
 RESULTS_FILE = "results.json"
 
 
-#: Method name -> how tables title it. `erm` / `dropout` is a run's live model (dropout 0 / > 0).
+# Method name -> how tables title it. `erm` / `dropout` is a run's live model (dropout 0 / > 0).
 METHOD_TITLES = {
     "erm": "ERM",
     "dropout": "very large dropout",

@@ -18,23 +18,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-#: Evaluation group -> the `load_domain_dataset` split its per-domain sets come from. Evaluation sets are named
-#: `<group>_<domain>`, and each group is summarised over its domains: `val`, the validation split of the training
-#: domains (DomainBed's training-domain validation); `test`, the held-out domains (out of distribution); `oracle`, a
-#: validation split of the held-out domains (oracle selection only).
+# Evaluation group -> the `load_domain_dataset` split its per-domain sets come from. Evaluation sets are named
+# `<group>_<domain>`, and each group is summarised over its domains: `val`, the validation split of the training
+# domains (DomainBed's training-domain validation); `test`, the held-out domains (out of distribution); `oracle`, a
+# validation split of the held-out domains (oracle selection only).
 EVAL_GROUPS = {"val": "validation", "test": "test", "oracle": "test_validation"}
 
 TRAINING_DOMAIN_VALIDATION = "training_domain_validation"
 ORACLE = "oracle"
 LAST_STEP = "last_step"
-#: Strategy -> the group whose mean accuracy it maximises (None: the last evaluation).
+# Strategy -> the group whose mean accuracy it maximises (None: the last evaluation).
 SELECTION_STRATEGIES: dict[str, str | None] = {
     TRAINING_DOMAIN_VALIDATION: "val",
     ORACLE: "oracle",
     LAST_STEP: None,
 }
 
-#: The methods evaluated along one trajectory -> the prefix of their evaluation keys.
+# The methods evaluated along one trajectory -> the prefix of their evaluation keys.
 TRAJECTORY_METHODS = {"live": "eval", "trajectory_wa": "eval_wa", "trajectory_ensemble": "eval_ens"}
 
 

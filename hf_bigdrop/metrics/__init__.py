@@ -1,5 +1,5 @@
 """Per-domain accuracy as an `evaluate` module loaded by path (never by name: that would download), a
-``compute_metrics`` factory for the `transformers` Trainer, and the one definition of the mean and the worst
+`compute_metrics` factory for the `transformers` Trainer, and the one definition of the mean and the worst
 accuracy over domains (`mean_domain_accuracy`, `worst_domain_accuracy`) that the Trainer and the results use."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "worst_domain_accuracy",
 ]
 
-#: Folder of the `evaluate` module (``evaluate.load(str(PER_DOMAIN_ACCURACY_PATH))``).
+# Folder of the `evaluate` module (`evaluate.load(str(PER_DOMAIN_ACCURACY_PATH))`).
 PER_DOMAIN_ACCURACY_PATH = Path(__file__).resolve().parent / "per_domain_accuracy"
 
 
@@ -33,11 +33,11 @@ def load_per_domain_accuracy(**kwargs: Any):
     """Loads the per-domain accuracy `evaluate` module from inside the package (works offline).
 
     Args:
-        **kwargs: Passed to ``evaluate.load`` (e.g. ``experiment_id``, ``keep_in_memory``).
+        **kwargs: Passed to `evaluate.load` (e.g. `experiment_id`, `keep_in_memory`).
 
     Returns:
-        `evaluate.EvaluationModule`: ``compute(predictions=..., references=..., domains=...)`` returns
-        ``accuracy``, ``accuracy_<domain>``, ``mean_domain_accuracy`` and ``worst_domain_accuracy``.
+        `evaluate.EvaluationModule`: `compute(predictions=..., references=..., domains=...)` returns
+        `accuracy`, `accuracy_<domain>`, `mean_domain_accuracy` and `worst_domain_accuracy`.
     """
     import evaluate
 
@@ -45,20 +45,20 @@ def load_per_domain_accuracy(**kwargs: Any):
 
 
 def make_compute_metrics(domain_names: Sequence[str] | None = None) -> Callable[[Any], dict[str, float]]:
-    """Builds a ``compute_metrics`` function for the `transformers` Trainer.
+    """Builds a `compute_metrics` function for the `transformers` Trainer.
 
-    With plain ``(logits, labels)`` it returns ``{"accuracy": ...}``. Evaluating with
-    ``trainer.evaluate(eval_dataset={"photo": ds1, "sketch": ds2})`` then logs ``eval_photo_accuracy``,
-    ``eval_sketch_accuracy``. When ``label_ids`` is a tuple ``(labels, domain_ids)`` (the collator's
-    ``include_domain_ids=True`` with ``label_names=["labels", "domain_ids"]``), it also returns
-    ``accuracy_<domain>``, ``mean_domain_accuracy`` and ``worst_domain_accuracy``.
+    With plain `(logits, labels)` it returns `{"accuracy": ...}`. Evaluating with
+    `trainer.evaluate(eval_dataset={"photo": ds1, "sketch": ds2})` then logs `eval_photo_accuracy`,
+    `eval_sketch_accuracy`. When `label_ids` is a tuple `(labels, domain_ids)` (the collator's
+    `include_domain_ids=True` with `label_names=["labels", "domain_ids"]`), it also returns
+    `accuracy_<domain>`, `mean_domain_accuracy` and `worst_domain_accuracy`.
 
     Args:
         domain_names (`Sequence[str] | None`, *optional*, defaults to `None`): Names for domain ids (e.g.
-            ``splits["train"].features["domain"].names``); ids are used as names otherwise.
+            `splits["train"].features["domain"].names`); ids are used as names otherwise.
 
     Returns:
-        `Callable[[EvalPrediction], dict[str, float]]`: The function to pass as ``compute_metrics``.
+        `Callable[[EvalPrediction], dict[str, float]]`: The function to pass as `compute_metrics`.
     """
     names = None if domain_names is None else list(domain_names)
 

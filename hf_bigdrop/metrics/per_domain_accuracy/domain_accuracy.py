@@ -4,7 +4,7 @@ The `evaluate` module beside this file, `BigDropTrainer`'s evaluation (`eval_<gr
 `eval_<group>_worst_accuracy`) and the run results (`MethodResults.mean_test_accuracy`, ...) all summarise
 per-domain accuracies with `mean_domain_accuracy` and `worst_domain_accuracy`.
 
-This file imports only numpy: ``evaluate.load(path)`` copies it next to the metric script and imports it from there.
+This file imports only numpy: `evaluate.load(path)` copies it next to the metric script and imports it from there.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def per_domain_accuracy(
         domain_names (`Sequence[str] | None`, *optional*, defaults to `None`): Names for integer domain ids.
 
     Returns:
-        `dict[str, float]`: ``accuracy`` and, with ``domains``, ``accuracy_<domain>`` (in order of first
-        appearance of ids / names sorted), ``mean_domain_accuracy`` and ``worst_domain_accuracy``.
+        `dict[str, float]`: `accuracy` and, with `domains`, `accuracy_<domain>` (in order of first
+        appearance of ids / names sorted), `mean_domain_accuracy` and `worst_domain_accuracy`.
     """
     predictions, references = np.asarray(predictions).reshape(-1), np.asarray(references).reshape(-1)
     if predictions.shape != references.shape:

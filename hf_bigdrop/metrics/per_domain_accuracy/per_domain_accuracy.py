@@ -1,6 +1,6 @@
 """Per-domain accuracy: an `evaluate` metric, shipped inside hf_bigdrop and loaded by path.
 
-``evaluate.load(path)`` copies this file into its module cache and imports it from there, together with the
+`evaluate.load(path)` copies this file into its module cache and imports it from there, together with the
 sibling file it imports relatively (`domain_accuracy.py`, which computes the accuracies); it imports nothing else
 from hf_bigdrop.
 """
