@@ -518,7 +518,7 @@ PRETRAINED_TITLES = {
     "head_units": "units holding 90% of the head",
 }
 PRETRAINED_KEYS = ("cue_agreement", "steps", "setting", "dropout_rate")
-#: Grey frame: the cue removed (the border stays, its colour says nothing).
+# Grey frame: the cue removed (the border stays, its colour says nothing).
 NO_CUE = -1
 
 

@@ -91,7 +91,7 @@ class WeightAveragingCallback(TrainerCallback):
         self.every = every
         self.device = device
         self.averaged: AveragedModel | None = None
-        #: A checkpoint folder to restore the average from when training begins (set by `BigDropTrainer.train`).
+        # A checkpoint folder to restore the average from when training begins (set by `BigDropTrainer.train`).
         self.resume_from: str | None = None
 
     @property
