@@ -408,6 +408,19 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def plot_rate_curve(axis, curve: list[dict], metric: str, colour, label: str) -> None:
+    """One curve of a summary metric against the dropout rate, with its std over seeds as error bars."""
+    axis.errorbar(
+        [e["dropout_rate"] for e in curve],
+        [e[metric] for e in curve],
+        yerr=[e[f"{metric}_std"] for e in curve],
+        marker="o",
+        capsize=3,
+        color=colour,
+        label=label,
+    )
+
+
 def plot(summary: list[dict], path: Path, title: str) -> None:
     """One column per shared noise: o.o.d. accuracy (top) and the weak features' margin share (bottom) against the
     dropout rate, one line per budget (± std over seeds); L2 at p=0 and the longest budget as dashed horizontal
@@ -434,15 +447,7 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
                     for e in summary
                     if (e["shared_noise"], e["steps"], e["regulariser"]) == (noise, steps, "dropout")
                 ]
-                axis.errorbar(
-                    [e["dropout_rate"] for e in curve],
-                    [e[metric] for e in curve],
-                    yerr=[e[f"{metric}_std"] for e in curve],
-                    marker="o",
-                    capsize=3,
-                    color=colour,
-                    label=f"dropout, {steps} steps",
-                )
+                plot_rate_curve(axis, curve, metric, colour, f"dropout, {steps} steps")
             for decay, grey in zip(decays, greys):
                 (entry,) = [
                     e
@@ -1037,15 +1042,7 @@ def plot_pretrained(summary: list[dict], path: Path, title: str) -> None:
             axis = axes[row, column]
             for steps, colour in zip(budgets, colours):
                 curve = [e for e in summary if (e["cue_agreement"], e["steps"]) == (cue, steps)]
-                axis.errorbar(
-                    [e["dropout_rate"] for e in curve],
-                    [e[metric] for e in curve],
-                    yerr=[e[f"{metric}_std"] for e in curve],
-                    marker="o",
-                    capsize=3,
-                    color=colour,
-                    label=f"fine-tuned, {steps} steps",
-                )
+                plot_rate_curve(axis, curve, metric, colour, f"fine-tuned, {steps} steps")
             (reference,) = [e for e in summary if (e["cue_agreement"], e["steps"]) == (cue, 0)]
             if metric == "probe_ood":
                 axis.axhline(

@@ -278,15 +278,7 @@ def styles_cache_dir(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Where the `styles` benchmark built with these arguments is cached.
-
-    Args:
-        image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images.
-        examples_per_class (`int`, *optional*, defaults to `100`): Crops per class and per domain.
-        crop_area (`tuple[float, float]`, *optional*, defaults to `(0.0025, 0.01)`): Range of a crop's area.
-        seed (`int`, *optional*, defaults to `0`): Seed of the build.
-        cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
-            `$HF_BIGDROP_CACHE`, else `$HF_HOME/hf_bigdrop` (`hf_bigdrop.cache.default_cache_root`).
+    """Where the `styles` benchmark built with these arguments (those of `ensure_styles`) is cached.
 
     Returns:
         `Path`: `<cache root>/datasets/styles/<version>_<size>px_<n>pc_area<min>-<max>_seed<seed>`.
