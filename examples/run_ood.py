@@ -3,7 +3,7 @@
 
 One job = one (dataset, held-out domain set, seed). Examples:
 
-    # the embedded offline default: digits, held-out mnist, embedded ImageNet EfficientNet-Lite0
+    # no recipe file: the defaults, digits with mnist held out, embedded ImageNet EfficientNet-Lite0
     python examples/run_ood.py --output_dir runs/bigdrop --dropout_rate 0.9
 
     # a paper recipe, with overrides, on 2 processes
