@@ -205,7 +205,10 @@ class Row:
 
 
 def _row_title(setting: dict, varying: list[str], method: str) -> str:
-    parts = [f"{key.replace('_rate', '').replace('_', ' ')} {setting[key]}" for key in varying]
+    parts = [
+        f"p={setting[key]}" if key == "dropout_rate" else f"{key.replace('_', ' ')} {setting[key]}"
+        for key in varying
+    ]
     return (
         f"{METHOD_TITLES.get(method, method)} ({', '.join(parts)})"
         if parts

@@ -17,7 +17,7 @@ RESULTS_FILE = "results.json"
 # Method name -> how tables title it. `erm` / `dropout` is a run's live model (dropout 0 / > 0).
 METHOD_TITLES = {
     "erm": "ERM",
-    "dropout": "very large dropout",
+    "dropout": "dropout",
     "trajectory_wa": "trajectory weight average",
     "trajectory_ensemble": "trajectory ensemble",
     "uniform_soup": "uniform soup",

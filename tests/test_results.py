@@ -124,7 +124,7 @@ def test_compare_runs_script(tmp_path):
         check=True,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
-    assert "| | ERM (p=0) | very large dropout (p=0.9) |" in result.stdout
+    assert "| | ERM (p=0) | dropout (p=0.9) |" in result.stdout
     assert "| o.o.d. sketch | 75.0 | 81.2 |" in output.read_text()
     assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
 
