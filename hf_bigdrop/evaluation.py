@@ -12,7 +12,7 @@ import numpy as np
 
 from .data import domain_ids, domain_names
 from .metrics import mean_domain_accuracy, worst_domain_accuracy
-from .selection import EVAL_GROUPS
+from .selection import EVAL_GROUPS, domain_accuracies
 
 
 def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dataset]:
@@ -50,17 +50,14 @@ def summarize_domain_metrics(metrics: dict[str, float], prefix: str = "eval") ->
         `dict[str, float]`: `<prefix>_<group>_accuracy` (`mean_domain_accuracy`) and
         `<prefix>_<group>_worst_accuracy` (`worst_domain_accuracy`) for each group with at least one domain.
     """
+    head = f"{prefix}_"
+    by_group = domain_accuracies(
+        {key[len(head) :]: value for key, value in metrics.items() if key.startswith(head)}
+    )
     summary = {}
-    for group in EVAL_GROUPS:
-        head = f"{prefix}_{group}_"
-        values = [
-            value
-            for key, value in metrics.items()
-            if key.startswith(head) and key.endswith("_accuracy") and key.count("_") > head.count("_")
-        ]
-        if values:
-            summary[f"{prefix}_{group}_accuracy"] = mean_domain_accuracy(values)
-            summary[f"{prefix}_{group}_worst_accuracy"] = worst_domain_accuracy(values)
+    for group, accuracies in by_group.items():
+        summary[f"{prefix}_{group}_accuracy"] = mean_domain_accuracy(accuracies.values())
+        summary[f"{prefix}_{group}_worst_accuracy"] = worst_domain_accuracy(accuracies.values())
     return summary
 
 
