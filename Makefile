@@ -62,10 +62,5 @@ demo: $(STAMP)
 	$(PY) examples/compare_runs.py $(DEMO_DIR)/erm $(DEMO_DIR)/bigdrop --output $(DEMO_DIR)/comparison.md --plot $(DEMO_DIR)/curves.png
 
 # The same comparison on the embedded `digits` benchmark (held-out mnist): the machinery on small digit images.
-DIGITS_DIR ?= runs/demo-digits
-DIGITS_CONFIG ?= examples/configs/digits.yaml
-
-demo-digits: $(STAMP)
-	$(PY) examples/run_ood.py $(DIGITS_CONFIG) --dropout_rate 0.0 --output_dir $(DIGITS_DIR)/erm
-	$(PY) examples/run_ood.py $(DIGITS_CONFIG) --dropout_rate 0.9 --output_dir $(DIGITS_DIR)/bigdrop
-	$(PY) examples/compare_runs.py $(DIGITS_DIR)/erm $(DIGITS_DIR)/bigdrop --output $(DIGITS_DIR)/comparison.md --plot $(DIGITS_DIR)/curves.png
+demo-digits:
+	$(MAKE) demo DEMO_CONFIG=examples/configs/digits.yaml DEMO_DIR=runs/demo-digits
