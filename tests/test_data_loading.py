@@ -295,10 +295,51 @@ def test_label_column_must_be_classlabel(tmp_path, hub_folder):
         ({"seed": -1}, "seed must be"),
         ({"domain_level": 2}, "domain_level must be"),
         ({"max_per_domain": 0}, "max_per_domain must be"),
-        ({"image_size": 32}, r"built offline is made \(digits, styles\); .* is loaded as stored"),
+        ({"image_size": 32}, r"built offline is made \(digits, styles, emoji\); .* is loaded as stored"),
         ({"builder_kwargs": {"examples_per_class": 3}}, "image_size and builder_kwargs set how"),
     ],
 )
 def test_bad_arguments(folder, kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_domain_dataset(folder, test_domains="photo", **kwargs)
+
+
+def _with_groups(tmp_path, hub_folder, group_of):
+    """The Hub-like folder with a `group` column: group_of(index within its domain and class, label) -> name."""
+    ds = datasets.load_dataset(str(hub_folder), split="train")
+    seen: dict[tuple[str, int], int] = {}
+    groups = []
+    for domain, label in zip(ds["domain"], ds["label"]):
+        i = seen[(domain, label)] = seen.get((domain, label), -1) + 1
+        groups.append(group_of(i, label))
+    (tmp_path / "data").mkdir()
+    ds.add_column("group", groups).to_parquet(str(tmp_path / "data" / "train.parquet"))
+    return tmp_path
+
+
+def test_group_column_keeps_groups_on_one_side_in_every_domain(tmp_path, hub_folder):
+    # Two examples a group in every domain (the same "objects" seen in each domain), 5 groups a class.
+    root = _with_groups(tmp_path, hub_folder, lambda i, label: f"{CLASSES[label]}-{(i // 2) % 5}")
+    splits = load_domain_dataset(root, test_domains="sketch", group_column="group", holdout_fraction=0.4)
+    assert "group" in splits["train"].column_names
+    train, validation = set(splits["train"]["group"]), set(splits["validation"]["group"])
+    assert not train & validation
+    # floor(5 * 0.4) = 2 of each class's 5 groups, the same in both training domains.
+    assert len(validation) == 2 * len(CLASSES)
+    for domain in (0, 1):
+        ids = domain_ids(splits["validation"])
+        assert {g for g, d in zip(splits["validation"]["group"], ids) if d == domain} == validation
+    # Seeded: the same seed gives the same groups, another seed others.
+    again = load_domain_dataset(root, test_domains="sketch", group_column="group", holdout_fraction=0.4)
+    other = load_domain_dataset(
+        root, test_domains="sketch", group_column="group", holdout_fraction=0.4, seed=1
+    )
+    assert set(again["validation"]["group"]) == validation != set(other["validation"]["group"])
+
+
+def test_group_spanning_classes_or_missing_column_is_refused(tmp_path, hub_folder):
+    with pytest.raises(ValueError, match="no column 'objects'.*group_column"):
+        load_domain_dataset(hub_folder, test_domains="sketch", group_column="objects")
+    root = _with_groups(tmp_path, hub_folder, lambda i, label: f"g{i % 3}")
+    with pytest.raises(ValueError, match="Group 'g0' holds examples of several classes"):
+        load_domain_dataset(root, test_domains="sketch", group_column="group")

@@ -1,4 +1,4 @@
-"""What the embedded offline benchmarks (`digits`, `styles`) share: where they are cached and how their
+"""What the embedded offline benchmarks (`digits`, `styles`, `emoji`) share: where they are cached and how their
 images are written.
 
 A benchmark's builder writes a folder laid out like a Hub dataset repository,
@@ -55,6 +55,7 @@ def write_image_table(
     domains: Sequence[int],
     class_names: Sequence[str],
     domain_names: Sequence[str],
+    extra_columns: dict[str, Sequence[str]] | None = None,
 ) -> Path:
     """Writes RGB images with their labels and domains as a Hub-like Parquet file (PNG-encoded images).
 
@@ -66,6 +67,8 @@ def write_image_table(
         domains (`Sequence[int]`): Domain id of each image.
         class_names (`Sequence[str]`): Class names in label order.
         domain_names (`Sequence[str]`): Domain names in id order.
+        extra_columns (`dict[str, Sequence[str]] | None`, *optional*, defaults to `None`): Further string columns,
+            one value per image (e.g. `emoji`, the group whose examples a split keeps together).
 
     Returns:
         `Path`: The Parquet file written.
@@ -75,6 +78,7 @@ def write_image_table(
             "image": datasets.Image(),
             "label": datasets.ClassLabel(names=list(class_names)),
             "domain": datasets.ClassLabel(names=list(domain_names)),
+            **{name: datasets.Value("string") for name in extra_columns or {}},
         }
     )
     table = datasets.Dataset.from_dict(
@@ -82,6 +86,7 @@ def write_image_table(
             "image": [{"bytes": _png_bytes(image), "path": None} for image in images],
             "label": [int(v) for v in labels],
             "domain": [int(v) for v in domains],
+            **{name: [str(v) for v in values] for name, values in (extra_columns or {}).items()},
         },
         features=features,
     )

@@ -10,8 +10,9 @@ The call runs four stages, each in its own module:
      every split);
 3. `checks.py`: unreadable images and classes that differ from the registry's;
 4. `splitting.py`: each domain split (seeded by `(seed, domain name)`) into `train` / `validation` for the
-   training domains and `test` (optionally `test` / `test_validation`) for the held-out domains. Splits are index
-   selections of the same Arrow table: nothing is decoded or copied.
+   training domains and `test` (optionally `test` / `test_validation`) for the held-out domains; a dataset with a
+   group column (the emoji of `emoji`'s renders) is split by group instead, the same groups held out in every
+   domain. Splits are index selections of the same Arrow table: nothing is decoded or copied.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from .checks import check_classes, drop_or_raise_unreadable
 from .registry import DATASET_REGISTRY, describe_domains, resolve_domains
 from .resolving import LAYOUT, resolve_source
 from .sources import LOADERS, LoadOptions
-from .splitting import domain_ids, domain_names, domain_rng, split_domain_indices
+from .splitting import (
+    arrow_column,
+    domain_ids,
+    domain_names,
+    domain_rng,
+    held_out_groups,
+    split_domain_indices,
+    split_group_indices,
+)
 
 __all__ = ["load_domain_dataset"]
 
@@ -45,6 +54,7 @@ def load_domain_dataset(
     domain_column: str | None = None,
     label_column: str | None = None,
     image_column: str | None = None,
+    group_column: str | None = None,
     domain_level: int = 0,
     split: str | None = None,
     max_per_domain: int | None = None,
@@ -60,7 +70,7 @@ def load_domain_dataset(
     `name_or_path` is resolved in this order:
 
     1. a registered name (`"PACS"`, `"VLCS"`, `"OfficeHome"`, `"TerraIncognita"`, `"DomainNet"`,
-       `"digits"`, `"styles"`; case-insensitive): `digits` and `styles` are built offline on first use
+       `"digits"`, `"styles"`, `"emoji"`; case-insensitive): `digits`, `styles` and `emoji` are built offline on first use
        (each by the builder its registry entry names, then cached); the others load from
        `data_dir` when given, else from their public Hub dataset (PACS, OfficeHome), else they raise an
        error that says where to download them;
@@ -87,6 +97,11 @@ def load_domain_dataset(
         label_column (`str | None`, *optional*, defaults to `None`): Label column, must be a `ClassLabel`
             (default: the registry's, else `"label"`).
         image_column (`str | None`, *optional*, defaults to `None`): Image column (default `"image"`).
+        group_column (`str | None`, *optional*, defaults to `None`): Column naming each example's group (default:
+            the registry's, e.g. `emoji` for the `emoji` benchmark, else none). With a group column, the
+            validation (and `test_validation`) split holds whole groups: `floor(n * holdout_fraction)` of the `n`
+            groups of each class, seeded by `(seed, class)`, the same groups in every domain, so that validation
+            never sees a group that training saw. The column is kept in every split.
         domain_level (`int`, *optional*, defaults to `0`): For a local image folder, which folder level is the
             domain: `0` for `root/<domain>/<class>/<image>`, `1` for `root/<class>/<domain>/<image>`.
         split (`str | None`, *optional*, defaults to `None`): Hub split holding the examples (default: the
@@ -158,6 +173,7 @@ def load_domain_dataset(
         image_column=image_column,
         label_column=label_column,
         domain_column=domain_column,
+        group_column=group_column,
         domain_level=domain_level,
         image_size=image_size,
         builder_kwargs=dict(builder_kwargs or {}),
@@ -190,18 +206,25 @@ def load_domain_dataset(
             f"training. {describe_domains(names, source.info)}"
         )
 
+    group = group_column or (source.info.group_column if source.info else None)
+    if group is not None and group not in dataset.column_names:
+        raise ValueError(
+            f"{source.location!r} has no group column {group!r}; its columns are {dataset.column_names}."
+        )
+    split = _split_by(dataset, group, seed)
+
     parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
     if test_holdout_fraction is not None:
         parts["test_validation"] = []
     for name in training:
-        kept, held = split_domain_indices(per_domain[name], holdout_fraction, seed, name)
+        kept, held = split(per_domain[name], holdout_fraction, name)
         parts["train"].append(kept)
         parts["validation"].append(held)
     for name in held_out:
         if test_holdout_fraction is None:
             parts["test"].append(per_domain[name])
         else:
-            kept, held = split_domain_indices(per_domain[name], test_holdout_fraction, seed, name)
+            kept, held = split(per_domain[name], test_holdout_fraction, name)
             parts["test"].append(kept)
             parts["test_validation"].append(held)
     return datasets.DatasetDict(
@@ -210,6 +233,22 @@ def load_domain_dataset(
             for split_name, chunks in parts.items()
         }
     )
+
+
+def _split_by(dataset: datasets.Dataset, group: str | None, seed: int):
+    """The function that splits one domain's indices: example by example, or by whole groups."""
+    if group is None:
+        return lambda indices, fraction, domain: split_domain_indices(indices, fraction, seed, domain)
+    groups = np.asarray([str(value) for value in arrow_column(dataset, group).to_pylist()], dtype=object)
+    labels = np.asarray(arrow_column(dataset, "label").to_numpy(), dtype=np.int64)
+    held = {}  # fraction -> its held-out groups, the same in every domain
+
+    def split(indices: np.ndarray, fraction: float, domain: str) -> tuple[np.ndarray, np.ndarray]:
+        if fraction not in held:
+            held[fraction] = held_out_groups(groups, labels, fraction, seed)
+        return split_group_indices(indices, groups, held[fraction])
+
+    return split
 
 
 def _check_fraction(name: str, value: float) -> None:

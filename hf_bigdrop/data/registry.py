@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .digits import ensure_digits
+from .emoji import DEFAULT_IMAGE_SIZE as EMOJI_IMAGE_SIZE
+from .emoji import EMOJI_CLASSES, ensure_emoji
 from .styles import DEFAULT_IMAGE_SIZE as STYLES_IMAGE_SIZE
 from .styles import STYLES_CLASSES, ensure_styles
 
@@ -79,6 +81,10 @@ class DomainDatasetInfo:
         image_column (`str`, *optional*, defaults to `"image"`): Image column of the Hub dataset.
         label_column (`str`, *optional*, defaults to `"label"`): Label column (a `ClassLabel`).
         domain_column (`str`, *optional*, defaults to `"domain"`): Column that holds the domain name.
+        group_column (`str | None`, *optional*, defaults to `None`): Column naming the group of each example
+            (e.g. the emoji that a render shows): every example of a group goes to the same side of each
+            train / validation split, in every domain (see `load_domain_dataset`). `None`: examples are split one by
+            one.
         builder (`Callable[..., Path] | None`, *optional*, defaults to `None`): For a benchmark built offline,
             the function that returns its cached folder (laid out like a Hub dataset repository), building it
             on first use. It is called as `builder(image_size=..., cache_dir=..., **builder_kwargs)`.
@@ -95,6 +101,7 @@ class DomainDatasetInfo:
     image_column: str = "image"
     label_column: str = "label"
     domain_column: str = "domain"
+    group_column: str | None = None
     builder: Callable[..., Path] | None = None
     default_image_size: int | None = None
     url: str = ""
@@ -206,6 +213,14 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
             builder=ensure_styles,
             default_image_size=STYLES_IMAGE_SIZE,
         ),
+        DomainDatasetInfo(
+            name="emoji",
+            domains=_domains(("twemoji", "T"), ("openmoji", "O"), ("openmoji-line", "L", ("line",))),
+            classes=EMOJI_CLASSES,
+            group_column="emoji",
+            builder=ensure_emoji,
+            default_image_size=EMOJI_IMAGE_SIZE,
+        ),
     )
 }
 
@@ -214,7 +229,8 @@ def list_datasets() -> list[str]:
     """Returns the names of the registered datasets.
 
     Returns:
-        `list[str]`: e.g. `["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits", "styles"]`.
+        `list[str]`: e.g. `["PACS", "VLCS", "OfficeHome", "TerraIncognita", "DomainNet", "digits", "styles",
+            "emoji"]`.
     """
     return [info.name for info in DATASET_REGISTRY.values()]
 

@@ -1,4 +1,5 @@
-"""Loading each kind of source as one `datasets.Dataset` with `image`, `label` and `domain` columns.
+"""Loading each kind of source as one `datasets.Dataset` with `image`, `label` and `domain` columns (and the group
+column, when the source has one: see `LoadOptions.group_column`).
 
 A `Source` (see `resolving.py`) names its kind; `LOADERS` maps each kind to its loader:
 
@@ -43,6 +44,7 @@ class LoadOptions:
     image_column: str | None
     label_column: str | None
     domain_column: str | None
+    group_column: str | None
     domain_level: int
     image_size: int | None
     builder_kwargs: dict
@@ -77,18 +79,21 @@ def _load_hub(source: Source, options: LoadOptions) -> datasets.Dataset:
     image_col = options.image_column or (info.image_column if info else "image")
     label_col = options.label_column or (info.label_column if info else "label")
     domain_col = options.domain_column or (info.domain_column if info else "domain")
+    group_col = options.group_column or (info.group_column if info else None)
     columns = list(loaded.column_names)
     for what, col in (
         ("image_column", image_col),
         ("label_column", label_col),
         ("domain_column", domain_col),
+        *((("group_column", group_col),) if group_col else ()),
     ):
         if col not in columns:
             raise ValueError(
                 f"{source.location!r} has no column {col!r} ({what}); its columns are {columns}. "
                 f"Pass {what}=... to name it."
             )
-    loaded = loaded.select_columns([image_col, label_col, domain_col])
+    groups = [group_col] if group_col and group_col not in (image_col, label_col, domain_col) else []
+    loaded = loaded.select_columns([image_col, label_col, domain_col, *groups])
     label_feature = loaded.features[label_col]
     if not isinstance(label_feature, datasets.ClassLabel):
         raise ValueError(
@@ -108,7 +113,7 @@ def _load_hub(source: Source, options: LoadOptions) -> datasets.Dataset:
     for old, new in renames.items():
         if old != new:
             loaded = loaded.rename_column(old, new)
-    return loaded.select_columns(["image", "label", "domain"])
+    return loaded.select_columns(["image", "label", "domain", *groups])
 
 
 def _encode_domain_column(

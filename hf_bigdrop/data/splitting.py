@@ -11,7 +11,15 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["arrow_column", "domain_ids", "domain_names", "domain_rng", "split_domain_indices"]
+__all__ = [
+    "arrow_column",
+    "domain_ids",
+    "domain_names",
+    "domain_rng",
+    "held_out_groups",
+    "split_domain_indices",
+    "split_group_indices",
+]
 
 
 def split_domain_indices(
@@ -32,6 +40,60 @@ def split_domain_indices(
     permuted = domain_rng(seed, domain).permutation(np.asarray(indices, dtype=np.int64))
     n_held = int(len(permuted) * holdout_fraction)
     return np.sort(permuted[n_held:]), np.sort(permuted[:n_held])
+
+
+def held_out_groups(groups: np.ndarray, labels: np.ndarray, holdout_fraction: float, seed: int) -> set[str]:
+    """The groups (e.g. emoji) whose examples go to validation, chosen per class and seeded by `(seed, class)`.
+
+    Every class keeps `floor(n * holdout_fraction)` of its `n` groups for validation (DomainBed's rounding), so a
+    split keeps the classes' proportions of groups. The choice does not depend on the domain: a group held out is
+    held out in every training domain, and never trained on.
+
+    Args:
+        groups (`np.ndarray`): The group of every example (strings).
+        labels (`np.ndarray`): The class of every example; a group must belong to one class.
+        holdout_fraction (`float`): Fraction of each class's groups held out.
+        seed (`int`): Split seed.
+
+    Returns:
+        `set[str]`: The held-out groups.
+
+    Raises:
+        ValueError: If a group holds examples of several classes (the message names one).
+    """
+    classes_of: dict[str, set[int]] = {}
+    for group, label in zip(groups.tolist(), labels.tolist()):
+        classes_of.setdefault(str(group), set()).add(int(label))
+    mixed = sorted(group for group, classes in classes_of.items() if len(classes) > 1)
+    if mixed:
+        raise ValueError(
+            f"Group {mixed[0]!r} holds examples of several classes {sorted(classes_of[mixed[0]])} "
+            f"({len(mixed)} such group(s)); a group must belong to one class to be split as a whole."
+        )
+    held: set[str] = set()
+    for label in sorted({next(iter(classes)) for classes in classes_of.values()}):
+        members = np.array(sorted(g for g, classes in classes_of.items() if label in classes), dtype=object)
+        permuted = domain_rng(seed, f"class-{label}", "group-split").permutation(members)
+        held.update(permuted[: int(len(permuted) * holdout_fraction)].tolist())
+    return held
+
+
+def split_group_indices(
+    indices: np.ndarray, groups: np.ndarray, held: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits one domain's example indices by group: examples of a `held` group go to the held-out part.
+
+    Args:
+        indices (`np.ndarray`): Indices of the domain's examples.
+        groups (`np.ndarray`): The group of every example of the dataset (indexed by `indices`).
+        held (`set[str]`): The held-out groups (`held_out_groups`).
+
+    Returns:
+        `tuple[np.ndarray, np.ndarray]`: Sorted kept indices and sorted held-out indices.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    is_held = np.fromiter((str(g) in held for g in groups[indices]), dtype=bool, count=len(indices))
+    return np.sort(indices[~is_held]), np.sort(indices[is_held])
 
 
 def domain_names(dataset: datasets.Dataset) -> list[str]:
