@@ -32,9 +32,9 @@ from run_ood import DataArguments, build_trainer, load_splits
 from transformers import AutoImageProcessor
 
 from hf_bigdrop.backbones import resolve_backbone_name
+from hf_bigdrop.metric_keys import domain_accuracies, metric_key, parse_eval_set_name
 from hf_bigdrop.modelcard import write_model_card
 from hf_bigdrop.results import MethodResults, RunResults
-from hf_bigdrop.selection import domain_accuracies
 from hf_bigdrop.soups import check_compatible_runs, ensemble_runs, greedy_soup, uniform_soup
 from hf_bigdrop.training import BigDropTrainingArguments
 
@@ -62,7 +62,7 @@ class Evaluator:
 
     def evaluate(self, model) -> MethodResults:
         metrics = self._trainer(model).evaluate()
-        accuracy = domain_accuracies({k.removeprefix("eval_"): v for k, v in metrics.items()})
+        accuracy = domain_accuracies(metrics)
         return MethodResults(
             None, accuracy.get("val", {}), accuracy.get("test", {}), accuracy.get("oracle", {})
         )
@@ -70,8 +70,10 @@ class Evaluator:
     def validation_accuracy(self, model) -> float:
         """The mean training-domain validation accuracy: the only thing the greedy soup may look at."""
         trainer = self._trainer(model)
-        validation = {name: data for name, data in trainer.eval_dataset.items() if name.startswith("val_")}
-        return trainer.evaluate(eval_dataset=validation)["eval_val_accuracy"]
+        validation = {
+            name: data for name, data in trainer.eval_dataset.items() if parse_eval_set_name(name)[0] == "val"
+        }
+        return trainer.evaluate(eval_dataset=validation)[metric_key("val")]
 
 
 def combine(run_dirs: list[str], output_dir: Path, methods=METHODS, batch_size: int = 64) -> RunResults:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hf_bigdrop.metric_keys import metric_key
 from hf_bigdrop.results import METHOD_TITLES, RunResults, comparison_table
 
 
@@ -59,12 +60,10 @@ def plot_curves(runs: dict[str, RunResults], path: Path, title: str) -> None:
 
     figure, axis = plt.subplots(figsize=(7, 4.2))
     for (name, results), colour in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        entries = [e for e in results.history if "eval_val_accuracy" in e and "eval_test_accuracy" in e]
+        validation, held_out = metric_key("val"), metric_key("test")
+        entries = [e for e in results.history if validation in e and held_out in e]
         steps = [e["step"] for e in entries]
-        for key, style, part in (
-            ("eval_val_accuracy", "-o", "validation"),
-            ("eval_test_accuracy", "--s", "o.o.d."),
-        ):
+        for key, style, part in ((validation, "-o", "validation"), (held_out, "--s", "o.o.d.")):
             values = [100 * e[key] for e in entries]
             axis.plot(steps, values, style, color=colour, label=f"{name}, {part}")
         if results.selected_step in steps:

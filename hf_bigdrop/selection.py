@@ -1,8 +1,8 @@
 """Model selection, one rule for every method: which evaluation step a method reports.
 
-`BigDropTrainer` logs, at each evaluation, per-domain accuracies of the live model (`eval_<group>_<domain>_accuracy`),
-of the trajectory weight average (`eval_wa_...`) and of the trajectory ensemble (`eval_ens_...`). A strategy picks
-one step per method from that log:
+`BigDropTrainer` logs, at each evaluation, per-domain accuracies of the live model, of the trajectory weight average
+and of the trajectory ensemble (their keys: `hf_bigdrop.metric_keys`). A strategy picks one step per method from that
+log:
 
 - `training_domain_validation` (default, DomainBed's training-domain validation): the best mean validation accuracy
   of the training domains (`eval_val_accuracy`); the first best step is kept (a later step must strictly improve);
@@ -18,11 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# Evaluation group -> the `load_domain_dataset` split its per-domain sets come from. Evaluation sets are named
-# `<group>_<domain>`, and each group is summarised over its domains: `val`, the validation split of the training
-# domains (DomainBed's training-domain validation); `test`, the held-out domains (out of distribution); `oracle`, a
-# validation split of the held-out domains (oracle selection only).
-EVAL_GROUPS = {"val": "validation", "test": "test", "oracle": "test_validation"}
+from .metric_keys import METHOD_TAGS, accuracies_by_step, nest_by_group
 
 TRAINING_DOMAIN_VALIDATION = "training_domain_validation"
 ORACLE = "oracle"
@@ -34,8 +30,8 @@ SELECTION_STRATEGIES: dict[str, str | None] = {
     LAST_STEP: None,
 }
 
-# The methods evaluated along one trajectory -> the prefix of their evaluation keys.
-TRAJECTORY_METHODS = {"live": "eval", "trajectory_wa": "eval_wa", "trajectory_ensemble": "eval_ens"}
+# The methods evaluated along one trajectory (the live model, its weight average, its ensemble).
+TRAJECTORY_METHODS = tuple(METHOD_TAGS)
 
 
 @dataclass
@@ -43,7 +39,7 @@ class Selection:
     """The step a strategy selected for one method, and that method's per-domain accuracies there.
 
     Args:
-        method (`str`): a key of `TRAJECTORY_METHODS` (`live`, `trajectory_wa`, `trajectory_ensemble`).
+        method (`str`): one of `TRAJECTORY_METHODS` (`live`, `trajectory_wa`, `trajectory_ensemble`).
         strategy (`str`): a key of `SELECTION_STRATEGIES`.
         step (`int`): the optimizer step of the selected evaluation.
         accuracy (`dict[str, dict[str, float]]`): group (`val`, `test`, `oracle`) -> domain -> accuracy.
@@ -64,35 +60,6 @@ def check_strategy(strategy: str) -> str:
     return strategy
 
 
-def evaluations_by_step(log_history: Iterable[Mapping], prefix: str = "eval") -> dict[int, dict[str, float]]:
-    """One method's evaluation metrics per step, from a Trainer's `log_history` (entries of one step merged).
-
-    Args:
-        log_history (`Iterable[Mapping]`): `trainer.state.log_history` (or a run's `history`).
-        prefix (`str`, defaults to `"eval"`): the method's key prefix (see `TRAJECTORY_METHODS`); only keys
-            `<prefix>_<group>_...` with a group of `EVAL_GROUPS` are kept, so `eval` does not take `eval_wa_...`.
-    """
-    by_step: dict[int, dict[str, float]] = {}
-    head = f"{prefix}_"
-    for entry in log_history:
-        if "step" not in entry:
-            continue
-        for key, value in entry.items():
-            if key.startswith(head) and key[len(head) :].split("_", 1)[0] in EVAL_GROUPS:
-                by_step.setdefault(int(entry["step"]), {})[key[len(head) :]] = value
-    return by_step
-
-
-def domain_accuracies(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Group -> domain -> accuracy, from one step's metrics without their prefix (`val_photo_accuracy`, ...)."""
-    accuracy: dict[str, dict[str, float]] = {}
-    for key, value in metrics.items():
-        group, _, rest = key.partition("_")
-        if group in EVAL_GROUPS and rest.endswith("_accuracy") and rest != "worst_accuracy":
-            accuracy.setdefault(group, {})[rest.removesuffix("_accuracy")] = float(value)
-    return accuracy
-
-
 def select(
     log_history: Iterable[Mapping], strategy: str = TRAINING_DOMAIN_VALIDATION, method: str = "live"
 ) -> Selection | None:
@@ -104,22 +71,26 @@ def select(
     group = SELECTION_STRATEGIES[check_strategy(strategy)]
     if method not in TRAJECTORY_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(TRAJECTORY_METHODS)}")
-    by_step = evaluations_by_step(log_history, TRAJECTORY_METHODS[method])
+    by_step = accuracies_by_step(log_history, method)
     if not by_step:
         return None
     if group is None:
         step = max(by_step)
     else:
-        key = f"{group}_accuracy"
-        scored = [(step, metrics[key]) for step, metrics in sorted(by_step.items()) if key in metrics]
+        scored = [
+            (step, values[(group, None)])
+            for step, values in sorted(by_step.items())
+            if (group, None) in values
+        ]
         if not scored:
             raise ValueError(
-                f"selection strategy {strategy!r} reads {key!r}, which no evaluation of {method!r} logged"
+                f"selection strategy {strategy!r} reads the mean {group!r} accuracy, which no evaluation of "
+                f"{method!r} logged"
                 + (" (oracle selection needs test_holdout_fraction)" if group == "oracle" else "")
             )
         # `max` keeps the first of equal values: a later step must be strictly better, like the Trainer's checkpoint.
         step, _ = max(scored, key=lambda scored_step: scored_step[1])
-    return Selection(method, strategy, step, domain_accuracies(by_step[step]))
+    return Selection(method, strategy, step, nest_by_group(by_step[step]))
 
 
 def select_all(
@@ -132,7 +103,6 @@ def select_all(
 
 
 __all__ = [
-    "EVAL_GROUPS",
     "LAST_STEP",
     "ORACLE",
     "SELECTION_STRATEGIES",
@@ -140,8 +110,6 @@ __all__ = [
     "TRAJECTORY_METHODS",
     "Selection",
     "check_strategy",
-    "domain_accuracies",
-    "evaluations_by_step",
     "select",
     "select_all",
 ]

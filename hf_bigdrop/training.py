@@ -33,6 +33,7 @@ from transformers.trainer_utils import get_last_checkpoint, seed_worker
 from .averaging import TrajectoryEnsemble, WeightAveragingCallback, has_trained_batchnorm
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids
 from .evaluation import per_domain_eval_sets, summarize_domain_metrics
+from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
 from .optimization import classifier_parameter_groups, step_schedule
 from .selection import Selection, select_all
 from .training_args import BigDropTrainingArguments
@@ -70,6 +71,7 @@ class BigDropTrainer(Trainer):
             self.add_callback(self.trajectory_ensemble)
         self._nested_evaluation = False
         self._evaluating_average = False
+        self._metric_key_prefix = "eval"
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         """The Trainer's `train`; when resuming, the weight average and the ensemble resume from the checkpoint."""
@@ -215,6 +217,7 @@ class BigDropTrainer(Trainer):
         if self._nested_evaluation:  # one set of the Trainer's loop over a dict of evaluation sets
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         self._nested_evaluation = True
+        self._metric_key_prefix = metric_key_prefix
         try:
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
             averaging = self.weight_averaging
@@ -226,12 +229,13 @@ class BigDropTrainer(Trainer):
                     _forked_rng(self.args.device),
                     averaging.evaluating_average(self.model, self._batchnorm_batches()),
                 ):
-                    metrics.update(super().evaluate(eval_dataset, ignore_keys, f"{metric_key_prefix}_wa"))
+                    average_prefix = method_prefix("trajectory_wa", metric_key_prefix)
+                    metrics.update(super().evaluate(eval_dataset, ignore_keys, average_prefix))
         finally:
             self._nested_evaluation = self._evaluating_average = False
         summary = {}
-        for method_prefix in (metric_key_prefix, f"{metric_key_prefix}_wa", f"{metric_key_prefix}_ens"):
-            summary.update(summarize_domain_metrics(metrics, method_prefix))
+        for method in METHOD_TAGS:
+            summary.update(summarize_domain_metrics(metrics, method, metric_key_prefix))
         if summary:
             metrics.update(summary)
             self.log(summary)
@@ -249,12 +253,22 @@ class BigDropTrainer(Trainer):
         output = super().evaluation_loop(
             dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
         )
+        # The live model's key of this set (`eval_val_photo_accuracy`) names the ensemble's (`eval_ens_val_photo_...`).
+        live_key = parse_metric_key(f"{metric_key_prefix}_accuracy", self._metric_key_prefix)
         if ensemble is not None and output.predictions is not None and output.label_ids is not None:
+            if live_key is None or live_key.domain is None:
+                raise ValueError(
+                    f"the trajectory ensemble needs per-domain evaluation sets (`per_domain_eval_sets`); got the "
+                    f"metric prefix {metric_key_prefix!r}"
+                )
             logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-            head, _, name = metric_key_prefix.partition("_")
-            accuracy = ensemble.add(name or head, self.state.global_step, logits, output.label_ids)
+            name = eval_set_name(live_key.group, live_key.domain)
+            accuracy = ensemble.add(name, self.state.global_step, logits, output.label_ids)
             if accuracy is not None:
-                output.metrics[f"{head}_ens_{name}_accuracy" if name else f"{head}_ens_accuracy"] = accuracy
+                key = metric_key(
+                    live_key.group, live_key.domain, method="trajectory_ensemble", prefix=live_key.prefix
+                )
+                output.metrics[key] = accuracy
         return output
 
     def _batchnorm_batches(self):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .metric_keys import metric_key, parse_metric_key
 from .selection import LAST_STEP, ORACLE, SELECTION_STRATEGIES, TRAINING_DOMAIN_VALIDATION, check_strategy
 
 
@@ -137,7 +138,7 @@ class BigDropTrainingArguments(TrainingArguments):
                 "(with matching eval and save steps) so that the saved model is the selected one, or use 'last_step'."
             )
         if self.metric_for_best_model is None and self.load_best_model_at_end:
-            self.metric_for_best_model = f"{SELECTION_STRATEGIES[self.selection_strategy]}_accuracy"
+            self.metric_for_best_model = metric_key(SELECTION_STRATEGIES[self.selection_strategy], prefix="")
             self.greater_is_better = True
         super().__post_init__()
         if self.classifier_lr_multiplier <= 0:
@@ -163,22 +164,29 @@ class BigDropTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"weight_averaging_bn_batches must be a positive integer, got {self.weight_averaging_bn_batches}."
             )
-        metric = (self.metric_for_best_model or "").removeprefix("eval_")
-        if metric.startswith(("wa_", "ens_")):
+        self._check_metric_for_best_model()
+
+    def _check_metric_for_best_model(self) -> None:
+        """Refuses a checkpoint metric that reads the held-out domains or a method the checkpoints do not hold."""
+        name = self.metric_for_best_model or ""
+        metric = parse_metric_key(name if name.startswith("eval_") else f"eval_{name}")
+        if metric is None:
+            return
+        if metric.method != "live":
             raise ValueError(
-                f"metric_for_best_model={self.metric_for_best_model!r}: checkpoints hold the live model; the weight "
-                "average and the ensemble are selected from the evaluation log (hf_bigdrop.selection)."
+                f"metric_for_best_model={name!r}: checkpoints hold the live model; the weight average and the "
+                "ensemble are selected from the evaluation log (hf_bigdrop.selection)."
             )
-        if metric.startswith("test_"):
+        if metric.group == "test":
             raise ValueError(
-                f"metric_for_best_model={self.metric_for_best_model!r} selects on the reported o.o.d. accuracy "
-                "itself. Select on 'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with "
-                "oracle_selection=True (a validation part of the held-out domains, DomainBed's oracle)."
+                f"metric_for_best_model={name!r} selects on the reported o.o.d. accuracy itself. Select on "
+                "'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with oracle_selection=True (a "
+                "validation part of the held-out domains, DomainBed's oracle)."
             )
-        if metric.startswith("oracle_") and not self.oracle_selection:
+        if metric.group == "oracle" and not self.oracle_selection:
             raise ValueError(
-                f"metric_for_best_model={self.metric_for_best_model!r} reads held-out domains; that is oracle "
-                "selection. Set oracle_selection=True to do it on purpose, or select on 'val_accuracy'."
+                f"metric_for_best_model={name!r} reads held-out domains; that is oracle selection. Set "
+                "oracle_selection=True to do it on purpose, or select on 'val_accuracy'."
             )
 
 

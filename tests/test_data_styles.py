@@ -224,10 +224,10 @@ def test_domains_differ_in_colour_statistics(splits):
 
 def test_sample_grid_has_a_cell_per_domain_and_class(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_BIGDROP_CACHE", str(tmp_path))
-    spec = importlib.util.spec_from_file_location("styles_samples", REPO / "examples" / "styles_samples.py")
+    spec = importlib.util.spec_from_file_location("samples", REPO / "examples" / "benchmark_samples.py")
     samples = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(samples)
-    grid = samples.sample_grid(image_size=16, examples_per_class=1, scale=2, label_width=64, header=16)
+    grid = samples.sample_grid("styles", image_size=16, scale=2, label_width=64, header=16)
     assert grid.size == (64 + 11 * 32, 16 + 4 * 32)
     # the photo row's first cell is the first photo crop, enlarged twice
     first = load_domain_dataset(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from test_training import make_args
 
-from hf_bigdrop.selection import evaluations_by_step, select, select_all
+from hf_bigdrop.metric_keys import accuracies_by_step
+from hf_bigdrop.selection import select, select_all
 
 # Three evaluations, logged the way BigDropTrainer logs them: one entry per set, then the group means.
 HISTORY = [
@@ -25,10 +26,12 @@ HISTORY = [
 
 
 def test_each_method_reads_only_its_own_keys():
-    live = evaluations_by_step(HISTORY, "eval")
+    live = accuracies_by_step(HISTORY)
     assert sorted(live) == [1, 2, 3]
-    assert live[2]["val_a_accuracy"] == 0.7 and "wa_val_a_accuracy" not in live[2]
-    assert evaluations_by_step(HISTORY, "eval_wa")[3]["val_accuracy"] == 0.9
+    assert live[2][("val", "a")] == 0.7 and live[3][("val", None)] == 0.7
+    assert accuracies_by_step(HISTORY, "trajectory_wa")[3][("val", None)] == 0.9
+    # The worst-domain summary is not an accuracy of a domain or the mean.
+    assert ("val", "worst") not in live[3] and len(live[3]) == 5
 
 
 def test_training_domain_validation_keeps_the_first_best_step():
