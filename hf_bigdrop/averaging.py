@@ -6,8 +6,8 @@
 - `TrajectoryEnsemble`: at each evaluation from `start_step` on, the live model's logits summed per evaluation
   set; the ensemble predicts the argmax of the sum (no model copies).
 
-Soups and ensembles across finished runs are in `hf_bigdrop.soups`; their public names are importable from this
-module too.
+`hf_bigdrop.averaging` is the public home of every averaging and ensembling name: the soups and ensembles across
+finished runs are written in `hf_bigdrop.soups` and offered here too.
 """
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ class WeightAveragingCallback(TrainerCallback):
         self.averaged: AveragedModel | None = None
         # A checkpoint folder to restore the average from when training begins (set by `BigDropTrainer.train`).
         self.resume_from: str | None = None
+        # With the plain Trainer the average is written in `on_save`, after the checkpoint; `BigDropTrainer` turns
+        # this off and writes it into the checkpoint before the Trainer state that completes it.
+        self.save_in_on_save = True
 
     @property
     def n_averaged(self) -> int:
@@ -113,7 +116,7 @@ class WeightAveragingCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = _checkpoint_folder(args, state)
-        if args.should_save and self.averaged is not None and folder.is_dir():
+        if self.save_in_on_save and args.should_save and self.averaged is not None and folder.is_dir():
             self.save(folder)
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -201,6 +204,8 @@ class TrajectoryEnsemble(TrainerCallback):
         self.last_step: dict[str, int] = {}
         self.members: dict[str, int] = {}
         self.resume_from: str | None = None
+        # As `WeightAveragingCallback.save_in_on_save`.
+        self.save_in_on_save = True
 
     def add(
         self, name: str, step: int, logits: np.ndarray | torch.Tensor, labels: np.ndarray
@@ -235,7 +240,7 @@ class TrajectoryEnsemble(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = _checkpoint_folder(args, state)
-        if args.should_save and folder.is_dir():
+        if self.save_in_on_save and args.should_save and folder.is_dir():
             self.save(folder)
 
     def save(self, folder: str | os.PathLike) -> Path:

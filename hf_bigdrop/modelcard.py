@@ -8,8 +8,9 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 
 from .hub import is_hub_id
-from .results import METHOD_TITLES, RunResults, domain_table
+from .results import RunResults, domain_table, run_title
 from .selection import LAST_STEP, ORACLE, TRAINING_DOMAIN_VALIDATION
+from .tables import markdown_table, method_title, percent
 
 PAPER_URL = "https://arxiv.org/abs/2403.00946"
 CITATION = """@article{zhang2024finetuning,
@@ -30,9 +31,7 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
     Returns:
         `ModelCard`: metadata (base model, dataset, tags, metrics) and a body with the per-domain o.o.d. table.
     """
-    method = METHOD_TITLES.get(results.primary_method, results.primary_method)
-    if results.primary_method == "erm":
-        method = "ERM (dropout 0)"
+    method = run_title(results)
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -51,7 +50,7 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
     train = ", ".join(results.train_domains)
     held_out = ", ".join(results.test_domains)
     body = f"""
-# {method.capitalize()}: {results.dataset}, held out {held_out}
+# {method[0].upper() + method[1:]}: {results.dataset}, held out {held_out}
 
 This model fine-tunes `{results.backbone}` on the **{results.dataset}** domains {train} with **dropout
 {results.dropout_rate:g}** on its penultimate representation, the method of *Fine-tuning with Very Large Dropout*
@@ -125,14 +124,14 @@ def _members_sentence(results: RunResults) -> str:
         return ""
     return (
         f" It combines the selected models of {len(results.members)} such runs "
-        f"({METHOD_TITLES.get(results.primary_method, results.primary_method)}, `examples/combine_runs.py`)."
+        f"({method_title(results.primary_method, with_rate=False)}, `hf_bigdrop.experiment.combine_runs`)."
     )
 
 
 def _selected_sentence(results: RunResults) -> str:
     if results.members:
         return (
-            f"Accuracy of the {METHOD_TITLES.get(results.primary_method, results.primary_method)} of "
+            f"Accuracy of the {method_title(results.primary_method, with_rate=False)} of "
             f"{len(results.members)} runs, each at the step its selection `{results.selection}` chose:"
         )
     return (
@@ -145,23 +144,22 @@ def _other_methods(results: RunResults) -> str:
     others = {name: record for name, record in results.methods.items() if name != results.primary_method}
     if not others:
         return ""
-    lines = [
-        "",
-        (
-            "Other combinations of the same runs (their weights are not in this folder):"
-            if results.members
-            else "Other methods measured along the same run (same selection; their weights are not in this repository):"
-        ),
-        "",
-        "| method | selected step | mean o.o.d. accuracy (%) | mean validation accuracy (%) |",
-        "|---|---|---|---|",
+    intro = (
+        "Other combinations of the same runs (their weights are not in this folder):"
+        if results.members
+        else "Other methods measured along the same run (same selection; their weights are not in this repository):"
+    )
+    rows = [
+        [
+            method_title(name, with_rate=False),
+            record.selected_step,
+            percent(record.mean_test_accuracy),
+            percent(record.mean_validation_accuracy),
+        ]
+        for name, record in others.items()
     ]
-    for name, record in others.items():
-        lines.append(
-            f"| {METHOD_TITLES.get(name, name)} | {record.selected_step} | {100 * record.mean_test_accuracy:.1f} "
-            f"| {100 * record.mean_validation_accuracy:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["method", "selected step", "mean o.o.d. accuracy (%)", "mean validation accuracy (%)"]
+    return f"\n{intro}\n\n{markdown_table(header, rows)}\n"
 
 
 def _holdout(results: RunResults) -> str:

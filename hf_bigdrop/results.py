@@ -1,4 +1,10 @@
-"""The results of one o.o.d. run (`results.json`) and the tables that compare runs."""
+"""The results of one o.o.d. run (`results.json`), per method, and the tables that show runs.
+
+A method is named the same way everywhere (`METHODS`): the run's live model is `live` whatever its dropout rate (a
+field of the run), its trajectory baselines `trajectory_wa` and `trajectory_ensemble`, combinations of finished runs
+`uniform_soup`, `greedy_soup` and `run_ensemble`. Titles ("ERM", "dropout (p=0.9)") are chosen only when a table is
+drawn (`hf_bigdrop.tables.method_title`).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import mean_domain_accuracy
-from .selection import Selection
+from .selection import TRAJECTORY_METHODS, Selection
+from .tables import markdown_table, method_order, method_title, percent
 
 RESULTS_FILE = "results.json"
-
-
-# Method name -> how tables title it. `erm` / `dropout` is a run's live model (dropout 0 / > 0).
-METHOD_TITLES = {
-    "erm": "ERM",
-    "dropout": "dropout",
-    "trajectory_wa": "trajectory weight average",
-    "trajectory_ensemble": "trajectory ensemble",
-    "uniform_soup": "uniform soup",
-    "greedy_soup": "greedy soup",
-    "run_ensemble": "ensemble of runs",
-}
+# Every method a results file can hold: along one run (`TRAJECTORY_METHODS`), then combinations of finished runs.
+COMBINATION_METHODS = ("greedy_soup", "uniform_soup", "run_ensemble")
+METHODS = (*TRAJECTORY_METHODS, *COMBINATION_METHODS)
 
 
 @dataclass
@@ -62,16 +60,11 @@ class MethodResults:
         )
 
 
-def live_method_name(dropout_rate: float) -> str:
-    """`erm` for dropout 0, else `dropout`: the name of a run's live model in `RunResults.methods`."""
-    return "erm" if dropout_rate == 0 else "dropout"
-
-
 @dataclass
 class RunResults:
     """What one run (one dataset, one set of held-out domains, one seed) measured, per method.
 
-    A run's `methods` hold its live model (`erm` or `dropout`, the model saved in its output_dir) and, when they
+    A run's `methods` hold its live model (`live`, the model saved in its output_dir) and, when they
     were switched on, its trajectory weight average (`trajectory_wa`) and trajectory ensemble
     (`trajectory_ensemble`), each at the step the run's selection strategy chose. A combination of finished runs
     (`examples/combine_runs.py`) holds soups and run ensembles in the same format.
@@ -83,8 +76,8 @@ class RunResults:
         seed (`int | None`): the run's seed (splits, sampling, initialisation); `None` for a combination of runs.
         backbone (`str`): where the backbone weights came from.
         dropout_rate (`float`): the dropout rate on the penultimate features.
-        methods (`dict[str, MethodResults]`): method name (see `METHOD_TITLES`) -> its selected model's accuracy.
-        primary_method (`str`): the method whose model the output_dir holds (default: the live model's name).
+        methods (`dict[str, MethodResults]`): method name (one of `METHODS`) -> its selected model's accuracy.
+        primary_method (`str`): the method whose model the output_dir holds (default: `live`).
         selection (`str`): the selection strategy (`hf_bigdrop.selection.SELECTION_STRATEGIES`).
         freeze_batchnorm (`bool`): whether BatchNorm statistics stayed as pretrained.
         optimizer (`str`): the optimizer (`TrainingArguments.optim`).
@@ -95,7 +88,7 @@ class RunResults:
         wall_time_s (`float`): wall-clock seconds of the run.
         arguments (`dict`): every argument of the run.
         versions (`dict[str, str]`): library versions.
-        history (`list[dict]`): evaluation entries of the training log.
+        history (`list[dict]`): the evaluation and training-loss entries of the training log.
     """
 
     dataset: str
@@ -119,7 +112,10 @@ class RunResults:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self):
-        self.primary_method = self.primary_method or live_method_name(self.dropout_rate)
+        self.primary_method = self.primary_method or "live"
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; the methods are {list(METHODS)}")
         if self.primary_method not in self.methods:
             raise ValueError(
                 f"primary_method {self.primary_method!r} is not among the methods {list(self.methods)}"
@@ -165,104 +161,156 @@ class RunResults:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RunResults:
-        """Reads `results.json` (or the folder that holds it)."""
+        """Reads `results.json` (or the folder that holds it).
+
+        Raises:
+            `FileNotFoundError`: no such file.
+            `ValueError`: a file that is not a complete `results.json` of this format (the message names it).
+        """
         path = Path(path)
         if path.is_dir():
             path = path / RESULTS_FILE
         if not path.exists():
             raise FileNotFoundError(f"No {RESULTS_FILE} at {path}: is it the output_dir of a finished run?")
-        payload = json.loads(path.read_text())
-        if "methods" not in payload:  # written before per-method records: one live model, flat fields
-            payload = _from_single_method_format(payload)
-        methods = {}
-        for name, record in payload.pop("methods").items():
-            record.pop("mean_validation_accuracy", None)
-            record.pop("mean_test_accuracy", None)
-            methods[name] = MethodResults(**record)
-        return cls(**payload, methods=methods)
+        try:
+            payload = json.loads(path.read_text())
+            methods = {}
+            for name, record in payload.pop("methods").items():
+                record.pop("mean_validation_accuracy", None)
+                record.pop("mean_test_accuracy", None)
+                methods[name] = MethodResults(**record)
+            return cls(**payload, methods=methods)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(
+                f"{path} is not a readable {RESULTS_FILE} ({type(error).__name__}: {error})"
+            ) from None
 
-
-def _from_single_method_format(payload: dict) -> dict:
-    live = {key: payload.pop(key, {}) for key in ("validation_accuracy", "test_accuracy", "oracle_accuracy")}
-    metric = payload.pop("selection_metric", "eval_val_accuracy")
-    for key in ("mean_validation_accuracy", "mean_test_accuracy"):
-        payload.pop(key, None)
-    payload["selection"] = {"last step": "last_step", "eval_oracle_accuracy": "oracle"}.get(
-        metric, "training_domain_validation"
-    )
-    payload["methods"] = {
-        live_method_name(payload["dropout_rate"]): {
-            "selected_step": payload.pop("selected_step", None),
-            **live,
-        }
-    }
-    return payload
-
-
-def _method_order(method: str) -> int:
-    return list(METHOD_TITLES).index(method) if method in METHOD_TITLES else len(METHOD_TITLES)
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None or value != value else f"{100 * value:.1f}"
-
-
-def domain_table(results: RunResults) -> str:
-    """A markdown table of one run: every domain, its role, and its accuracy."""
-    lines = ["| domain | role | accuracy (%) |", "|---|---|---|"]
-    for domain in results.test_domains:
-        lines.append(f"| {domain} | held out (o.o.d.) | {_percent(results.test_accuracy.get(domain))} |")
-    for domain in results.train_domains:
-        lines.append(
-            f"| {domain} | training (validation split) | {_percent(results.validation_accuracy.get(domain))} |"
+    @classmethod
+    def from_trainer(
+        cls,
+        trainer,
+        *,
+        dataset: str,
+        backbone: str,
+        train_domains: list[str],
+        test_domains: list[str],
+        arguments: dict[str, Any],
+        wall_time_s: float,
+    ) -> RunResults:
+        """The record of a trained run: what `trainer.select_models()` selected per method, and how the run was set
+        up (the model's config gives the dropout rate and the BatchNorm policy)."""
+        config = trainer.model.config
+        args = trainer.args
+        return cls(
+            dataset=dataset,
+            train_domains=train_domains,
+            test_domains=test_domains,
+            seed=args.seed,
+            backbone=backbone,
+            dropout_rate=float(config.dropout_rate),
+            methods={
+                method: MethodResults.from_selection(selection)
+                for method, selection in trainer.select_models().items()
+            },
+            selection=args.selection_strategy,
+            freeze_batchnorm=bool(config.freeze_batchnorm),
+            optimizer=str(getattr(args.optim, "value", args.optim)),
+            learning_rate=args.learning_rate,
+            max_steps=trainer.state.max_steps,
+            holdout_fraction=float(arguments.get("data", {}).get("holdout_fraction", 0.2)),
+            wall_time_s=wall_time_s,
+            arguments=arguments,
+            versions=library_versions(),
+            history=[
+                entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)
+            ],
         )
-    lines.append(f"| **mean o.o.d.** | | **{_percent(results.mean_test_accuracy)}** |")
-    lines.append(f"| mean training-domain validation | | {_percent(results.mean_validation_accuracy)} |")
-    return "\n".join(lines)
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of Python and of the libraries a result depends on."""
+    import sys
+
+    import accelerate
+    import datasets
+    import timm
+    import torch
+    import transformers
+
+    from . import __version__
+
+    modules = (torch, transformers, datasets, accelerate, timm)
+    return {
+        "python": sys.version.split()[0],
+        "hf_bigdrop": __version__,
+        **{module.__name__: module.__version__ for module in modules},
+    }
+
+
+def domain_table(results: RunResults, method: str | None = None) -> str:
+    """A Markdown table of one method of a run (default: its primary one): every domain, its role, its accuracy."""
+    record = results.methods[method or results.primary_method]
+    rows = [
+        [domain, "held out (o.o.d.)", percent(record.test_accuracy.get(domain))]
+        for domain in results.test_domains
+    ]
+    rows += [
+        [domain, "training (validation split)", percent(record.validation_accuracy.get(domain))]
+        for domain in results.train_domains
+    ]
+    rows += [
+        ["mean o.o.d.", "", percent(record.mean_test_accuracy)],
+        ["mean training-domain validation", "", percent(record.mean_validation_accuracy)],
+    ]
+    return markdown_table(["domain", "role", "accuracy (%)"], rows, bold_rows=[len(rows) - 2])
 
 
 def comparison_table(runs: dict[str, RunResults]) -> str:
-    """A markdown table with one column per run: per-domain validation and o.o.d. accuracy side by side.
+    """A Markdown table with one column per run: per-domain validation and o.o.d. accuracy side by side.
 
     Args:
         runs (`dict[str, RunResults]`): column title -> results; the runs should share dataset and domains.
     """
-    names = list(runs)
-    first = runs[names[0]]
-    header = "| | " + " | ".join(names) + " |"
-    lines = [header, "|---|" + "---|" * len(names)]
+    first = next(iter(runs.values()))
+    rows: list[list[object]] = []
+    bold = []
 
-    def row(title: str, values: list[float | None], bold: bool = False) -> None:
-        cells = [_percent(v) for v in values]
-        if bold:
-            cells = [f"**{c}**" for c in cells]
-            title = f"**{title}**"
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    def row(title: str, values: list[float | None]) -> None:
+        rows.append([title, *(percent(value) for value in values)])
 
     for domain in first.test_domains:
         row(f"o.o.d. {domain}", [r.test_accuracy.get(domain) for r in runs.values()])
-    row("mean o.o.d.", [r.mean_test_accuracy for r in runs.values()], bold=True)
+    bold.append(len(rows))
+    row("mean o.o.d.", [r.mean_test_accuracy for r in runs.values()])
     for domain in first.train_domains:
         row(f"validation {domain}", [r.validation_accuracy.get(domain) for r in runs.values()])
     row("mean validation", [r.mean_validation_accuracy for r in runs.values()])
-    lines.append("| selected step | " + " | ".join(str(r.selected_step) for r in runs.values()) + " |")
-    for method in sorted(
-        {m for r in runs.values() for m in r.methods if m != r.primary_method}, key=_method_order
-    ):
+    rows.append(["selected step", *(r.selected_step for r in runs.values())])
+    others = {m for r in runs.values() for m in r.methods if m != r.primary_method}
+    for method in sorted(others, key=method_order):
         records = [r.methods.get(method) for r in runs.values()]
         row(
-            f"{METHOD_TITLES.get(method, method)}: mean o.o.d.", [m and m.mean_test_accuracy for m in records]
+            f"{method_title(method, with_rate=False)}: mean o.o.d.",
+            [m and m.mean_test_accuracy for m in records],
         )
-    lines.append("| wall time (s) | " + " | ".join(f"{r.wall_time_s:.0f}" for r in runs.values()) + " |")
-    return "\n".join(lines)
+    rows.append(["wall time (s)", *(f"{r.wall_time_s:.0f}" for r in runs.values())])
+    return markdown_table(["", *runs], rows, bold_rows=bold)
+
+
+def run_title(results: RunResults) -> str:
+    """The title of a run's primary method: "ERM", "dropout (p=0.9)", "greedy soup (p=0.9)", ..."""
+    return method_title(results.primary_method, results.dropout_rate)
 
 
 __all__ = [
-    "METHOD_TITLES",
+    "COMBINATION_METHODS",
+    "METHODS",
     "RESULTS_FILE",
+    "TRAJECTORY_METHODS",
     "MethodResults",
     "RunResults",
     "comparison_table",
     "domain_table",
-    "live_method_name",
+    "library_versions",
+    "run_title",
 ]

@@ -12,8 +12,8 @@
   trajectory ensemble (`eval_ens_...`) are evaluated beside the live model with the same keys.
 
 Its arguments live in `hf_bigdrop.training_args`, the parameter groups and the schedule in
-`hf_bigdrop.optimization`, the per-domain evaluation sets and their summary in `hf_bigdrop.evaluation`; their
-public names are importable from this module too.
+`hf_bigdrop.optimization`, the per-domain evaluation sets and their summary in `hf_bigdrop.evaluation`, the metric keys
+in `hf_bigdrop.metric_keys`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint, seed_worker
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
-from .averaging import TrajectoryEnsemble, WeightAveragingCallback, has_trained_batchnorm
+from .averaging import (
+    TRAJECTORY_ENSEMBLE_FILE,
+    WEIGHT_AVERAGE_FILE,
+    TrajectoryEnsemble,
+    WeightAveragingCallback,
+    has_trained_batchnorm,
+)
+from .checkpoints import checkpoint_problem, last_complete_checkpoint
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids
-from .evaluation import per_domain_eval_sets, summarize_domain_metrics
+from .evaluation import summarize_domain_metrics
 from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
 from .optimization import classifier_parameter_groups, step_schedule
 from .selection import Selection, select_all
@@ -46,6 +53,21 @@ def _forked_rng(device: torch.device):
     return torch.random.fork_rng(
         devices=[device.index if device.index is not None else torch.cuda.current_device()]
     )
+
+
+def checkpoint_files(args: BigDropTrainingArguments) -> list[str]:
+    """The files `BigDropTrainer` adds to every checkpoint under `args` (the weight average, the trajectory ensemble):
+    a checkpoint without them cannot be resumed exactly."""
+    files = []
+    if args.weight_averaging_start_step is not None:
+        files.append(WEIGHT_AVERAGE_FILE)
+    if args.ensemble_start_step is not None:
+        files.append(TRAJECTORY_ENSEMBLE_FILE)
+    return files
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a loss or a gradient norm that is not finite: nothing after it can be trusted."""
 
 
 class BigDropTrainer(Trainer):
@@ -69,19 +91,73 @@ class BigDropTrainer(Trainer):
         if self.args.ensemble_start_step is not None:
             self.trajectory_ensemble = TrajectoryEnsemble(self.args.ensemble_start_step)
             self.add_callback(self.trajectory_ensemble)
+        for callback in self._averaging_callbacks():
+            callback.save_in_on_save = False  # written into each checkpoint by `save_model`, before its state
         self._nested_evaluation = False
         self._evaluating_average = False
         self._metric_key_prefix = "eval"
 
+    def _averaging_callbacks(self) -> list:
+        return [c for c in (self.weight_averaging, self.trajectory_ensemble) if c is not None]
+
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
-        """The Trainer's `train`; when resuming, the weight average and the ensemble resume from the checkpoint."""
+        """The Trainer's `train`; when resuming, the weight average and the ensemble resume from the checkpoint.
+
+        With `resume_from_checkpoint=True`, the newest *complete* checkpoint of `output_dir` is used
+        (`hf_bigdrop.checkpoints.last_complete_checkpoint`): a newer one that a crash left incomplete or damaged is
+        skipped with a warning that names what is wrong. A checkpoint named explicitly must be complete (else a
+        `ValueError` names the missing or damaged file).
+        """
         checkpoint = resume_from_checkpoint
+        required = checkpoint_files(self.args)
         if checkpoint is True:
-            checkpoint = get_last_checkpoint(self.args.output_dir)
-        for callback in (self.weight_averaging, self.trajectory_ensemble):
-            if callback is not None:
-                callback.resume_from = checkpoint or None
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+            checkpoint = last_complete_checkpoint(self.args.output_dir, required)
+            if checkpoint is None:
+                raise ValueError(f"No complete checkpoint to resume from in {self.args.output_dir}.")
+        elif checkpoint:
+            problem = checkpoint_problem(checkpoint, required)
+            if problem is not None:
+                raise ValueError(f"Cannot resume from {checkpoint}: {problem}.")
+        for callback in self._averaging_callbacks():
+            callback.resume_from = checkpoint or None
+        return super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The Trainer's `save_model`; into a checkpoint, also the weight average and the trajectory ensemble.
+
+        The Trainer writes a checkpoint's model first and its state (`trainer_state.json`) last, then removes older
+        checkpoints: writing the averaging files here makes them part of the checkpoint before it counts as complete
+        and before an older one can be removed.
+        """
+        super().save_model(output_dir, _internal_call=_internal_call)
+        folder = Path(output_dir or self.args.output_dir)
+        if _internal_call and folder.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and self.args.should_save:
+            for callback in self._averaging_callbacks():
+                if not isinstance(callback, WeightAveragingCallback) or callback.averaged is not None:
+                    callback.save(folder)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The Trainer's step; a loss that is not finite stops training with `TrainingDivergedError`."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            raise TrainingDivergedError(
+                f"Training diverged at step {self.state.global_step + 1}: the loss is {loss.item()} (learning rate "
+                f"{self._get_learning_rate():g}). Lower the learning rate (or the classifier's multiplier); no result "
+                "or model of this run is written."
+            )
+        return loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The Trainer's gradient norm; one that is not finite stops training before the optimizer step (under fp16
+        the gradient scaler skips such steps itself)."""
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        if grad_norm is not None and not self.args.fp16 and not math.isfinite(float(grad_norm)):
+            raise TrainingDivergedError(
+                f"Training diverged at step {self.state.global_step + 1}: the gradient norm is {float(grad_norm)} "
+                f"(learning rate {self._get_learning_rate():g}). Lower the learning rate; no result or model of this "
+                "run is written."
+            )
+        return grad_norm
 
     def create_model_card(self, *args, **kwargs) -> None:
         """The Trainer's model card, unless `output_dir` already holds one (e.g. the o.o.d. card of
@@ -281,10 +357,4 @@ class BigDropTrainer(Trainer):
         )
 
 
-__all__ = [
-    "BigDropTrainer",
-    "BigDropTrainingArguments",
-    "classifier_parameter_groups",
-    "per_domain_eval_sets",
-    "summarize_domain_metrics",
-]
+__all__ = ["BigDropTrainer", "TrainingDivergedError", "checkpoint_files"]

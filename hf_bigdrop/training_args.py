@@ -117,6 +117,10 @@ class BigDropTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if self.fp16 and self.bf16:
+            raise ValueError(
+                "fp16 and bf16 are both set: choose one mixed precision (bf16 also runs on CPU)."
+            )
         if self.selection_strategy is None:
             if self.oracle_selection:
                 self.selection_strategy = ORACLE

@@ -22,3 +22,13 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def backbone(tmp_path_factory):
+    """A tiny random ResNet image classifier saved as a checkpoint folder: the backbone of the runner's tests."""
+    from tiny_models import save_classifier
+
+    folder = tmp_path_factory.mktemp("backbone")
+    save_classifier("resnet", folder)
+    return folder

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests that run the example runner or several processes."""
+"""Helpers shared by the test modules (no test module imports another): paths, tiny datasets and arguments, the
+runner's tiny flags, callbacks that simulate a killed run, and launching several processes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from types import ModuleType
+
+import datasets
+import numpy as np
+from PIL import Image
+from transformers import TrainerCallback, ViTImageProcessor
+
+from hf_bigdrop.training_args import BigDropTrainingArguments
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "examples" / "run_ood.py"
@@ -24,11 +33,6 @@ def load_example(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
-
-
-def load_run_ood() -> ModuleType:
-    """`examples/run_ood.py` as a module."""
-    return load_example("run_ood")
 
 
 def free_port() -> int:
@@ -62,3 +66,105 @@ def launch_two_cpu_processes(script_and_args: list[str], *, cwd: Path, timeout: 
         ]
         failures.append(f"{log}:\n" + "\n".join(clues[:30]))
     raise AssertionError("accelerate launch failed twice:\n" + "\n----\n".join(failures))
+
+
+DOMAINS = ["art", "photo", "sketch"]
+CLASSES = ["red", "green", "blue"]
+PROCESSOR = ViTImageProcessor(size={"height": 16, "width": 16})
+
+
+def colour_dataset(sizes: dict[str, int], seed: int = 0) -> datasets.Dataset:
+    """Images whose class is their dominant colour, from domains of the given sizes."""
+    rng = np.random.default_rng(seed)
+    images, labels, domains = [], [], []
+    for domain, size in sizes.items():
+        for _ in range(size):
+            label = int(rng.integers(0, 3))
+            pixels = rng.integers(0, 120, (16, 16, 3), dtype=np.uint8)
+            pixels[..., label] += 120
+            images.append(Image.fromarray(pixels))
+            labels.append(label)
+            domains.append(DOMAINS.index(domain))
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=CLASSES),
+            "domain": datasets.ClassLabel(names=DOMAINS),
+        }
+    )
+    return datasets.Dataset.from_dict(
+        {"image": images, "label": labels, "domain": domains}, features=features
+    )
+
+
+def make_args(tmp_path, **kwargs) -> BigDropTrainingArguments:
+    defaults = dict(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], disable_tqdm=True, seed=0)
+    return BigDropTrainingArguments(**{**defaults, **kwargs})
+
+
+def tiny_flags(backbone: Path, output_dir: Path, *extra: str) -> list[str]:
+    """The experiment's flags for a run of a few seconds: digits, 24 images a domain, 6 steps, 2 evaluations."""
+    return [
+        "--backbone", str(backbone),
+        "--dataset", "digits",
+        "--test_domains", "optdigits",
+        "--max_per_domain", "24",
+        "--output_dir", str(output_dir),
+        "--use_cpu",
+        "--report_to", "none",
+        "--disable_tqdm", "True",
+        "--per_domain_batch_size", "4",
+        "--max_steps", "6",
+        "--learning_rate", "0.01",
+        "--eval_strategy", "steps",
+        "--eval_steps", "3",
+        "--save_strategy", "steps",
+        "--save_steps", "3",
+        "--load_best_model_at_end",
+        "--dataloader_num_workers", "0",
+        "--seed", "0",
+        *extra,
+    ]  # fmt: skip
+
+
+class StopAfterFirstCheckpoint(TrainerCallback):
+    """Simulates a run killed right after its first checkpoint."""
+
+    def on_save(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+# Runs in a fresh interpreter in which `import hf_bigdrop` fails, as on a machine that never installed it.
+REMOTE_LOAD = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class BlockHfBigdrop(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "hf_bigdrop" or name.startswith("hf_bigdrop."):
+                raise ImportError("hf_bigdrop is blocked in this test")
+
+    sys.meta_path.insert(0, BlockHfBigdrop())
+    try:
+        import hf_bigdrop  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("the import block failed")
+
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    folder, pixels_file, logits_file = sys.argv[1:4]
+    model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    # The pooling module, imported relatively by the model's file, was saved beside it and loaded from there.
+    pooling_modules = [m for m in sys.modules if m.endswith(".pooling_bigdrop")]
+    assert pooling_modules and all(m.startswith("transformers_modules") for m in pooling_modules), pooling_modules
+    # The exported code supports the backbone's attention implementations (timm: sdpa; ResNet: eager).
+    expected = "eager" if model.config.backbone_config.model_type == "resnet" else "sdpa"
+    assert model.config._attn_implementation == model.backbone.config._attn_implementation == expected
+    with torch.no_grad():
+        torch.save(model(torch.load(pixels_file, weights_only=True)).logits, logits_file)
+    """
+)

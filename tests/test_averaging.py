@@ -10,9 +10,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from helpers import launch_two_cpu_processes
-from test_run_ood import StopAfterFirstCheckpoint
-from test_training import PROCESSOR, colour_dataset, make_args
+from helpers import PROCESSOR, StopAfterFirstCheckpoint, colour_dataset, launch_two_cpu_processes, make_args
 from tiny_models import tiny_model
 
 from hf_bigdrop.averaging import (
@@ -21,8 +19,9 @@ from hf_bigdrop.averaging import (
     average_state_dicts,
 )
 from hf_bigdrop.data import DomainCollator, apply_transforms
+from hf_bigdrop.evaluation import per_domain_eval_sets
 from hf_bigdrop.metrics import make_compute_metrics
-from hf_bigdrop.training import BigDropTrainer, per_domain_eval_sets
+from hf_bigdrop.training import BigDropTrainer
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -261,12 +260,19 @@ def test_resumed_run_ends_with_the_same_average_and_ensemble(tmp_path):
         torch.testing.assert_close(resumed.trajectory_ensemble.sums[name], value, rtol=1e-5, atol=1e-6)
 
 
-def test_resuming_without_the_saved_average_fails_loudly(tmp_path):
+@pytest.mark.parametrize("missing", ["weight_average.safetensors", "trajectory_ensemble.safetensors"])
+def test_a_checkpoint_without_its_averaging_state_is_never_resumed_silently(tmp_path, missing):
     trainer = _trainer(tmp_path, save_strategy="steps", save_steps=3, max_steps=3)
     trainer.train()
-    (tmp_path / "run" / "checkpoint-3" / "weight_average.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="without its weight average"):
+    checkpoint = tmp_path / "run" / "checkpoint-3"
+    assert {"weight_average.safetensors", "trajectory_ensemble.safetensors"} <= {
+        p.name for p in checkpoint.iterdir()
+    }
+    (checkpoint / missing).unlink()
+    with pytest.raises(ValueError, match="No complete checkpoint"):  # the latest complete one: none is left
         _trainer(tmp_path, save_strategy="steps", save_steps=3).train(resume_from_checkpoint=True)
+    with pytest.raises(ValueError, match=f"Cannot resume from .*checkpoint-3: {missing} is missing"):
+        _trainer(tmp_path, save_strategy="steps", save_steps=3).train(resume_from_checkpoint=str(checkpoint))
 
 
 @pytest.mark.slow

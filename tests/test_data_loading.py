@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 import datasets
 import numpy as np
@@ -343,3 +344,17 @@ def test_group_spanning_classes_or_missing_column_is_refused(tmp_path, hub_folde
     root = _with_groups(tmp_path, hub_folder, lambda i, label: f"g{i % 3}")
     with pytest.raises(ValueError, match="Group 'g0' holds examples of several classes"):
         load_domain_dataset(root, test_domains="sketch", group_column="group")
+
+
+def test_empty_class_folders_are_refused_or_warned_about(tmp_path, caplog):
+    root = make_domainbed_folder(tmp_path / "d", domains={"a": 2, "b": 2})
+    (root / "a" / "zebra").mkdir()
+    (root / "b" / "zebra").mkdir()  # empty in every domain: an error
+    with pytest.raises(ValueError, match="Class 'zebra' .* has no images in any domain"):
+        load_domain_dataset(root, test_domains="b")
+    image = next((root / "a" / "cat").iterdir())
+    shutil.copy(image, root / "a" / "zebra" / image.name)  # seen in domain a only: a warning that names b
+    with caplog.at_level(logging.WARNING):
+        splits = load_domain_dataset(root, test_domains="b")
+    assert "zebra" in splits["train"].features["label"].names
+    assert "Class 'zebra' has no images in domain(s) ['b']" in caplog.text

@@ -4,51 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
+from helpers import REMOTE_LOAD
 from PIL import Image
 from tiny_models import pixel_batch, save_classifier
 from transformers import AutoImageProcessor, pipeline
 
 from hf_bigdrop import BigDropForImageClassification
-
-# Runs in a fresh interpreter in which `import hf_bigdrop` fails, as on a machine that never installed it.
-REMOTE_LOAD = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class BlockHfBigdrop(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_bigdrop" or name.startswith("hf_bigdrop."):
-                raise ImportError("hf_bigdrop is blocked in this test")
-
-    sys.meta_path.insert(0, BlockHfBigdrop())
-    try:
-        import hf_bigdrop  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("the import block failed")
-
-    import torch
-    from transformers import AutoModelForImageClassification
-
-    folder, pixels_file, logits_file = sys.argv[1:4]
-    model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
-    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-    # The pooling module, imported relatively by the model's file, was saved beside it and loaded from there.
-    pooling_modules = [m for m in sys.modules if m.endswith(".pooling_bigdrop")]
-    assert pooling_modules and all(m.startswith("transformers_modules") for m in pooling_modules), pooling_modules
-    # The exported code supports the backbone's attention implementations (timm: sdpa; ResNet: eager).
-    expected = "eager" if model.config.backbone_config.model_type == "resnet" else "sdpa"
-    assert model.config._attn_implementation == model.backbone.config._attn_implementation == expected
-    with torch.no_grad():
-        torch.save(model(torch.load(pixels_file, weights_only=True)).logits, logits_file)
-    """
-)
 
 
 @pytest.mark.parametrize("family", ["resnet", "timm"])

@@ -72,8 +72,8 @@ def test_errors():
 
 
 def test_mean_and_worst_have_one_definition():
+    from hf_bigdrop.evaluation import summarize_domain_metrics
     from hf_bigdrop.results import MethodResults
-    from hf_bigdrop.training import summarize_domain_metrics
 
     accuracy = {"art": 2 / 3, "photo": 3 / 4, "sketch": 0.0}
     mean, worst = mean_domain_accuracy(accuracy.values()), worst_domain_accuracy(accuracy.values())

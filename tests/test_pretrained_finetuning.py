@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import load_run_ood
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from hf_bigdrop import BigDropForImageClassification
 from hf_bigdrop.data import DomainCollator, apply_transforms, load_domain_dataset
+from hf_bigdrop.experiment import parse_experiment_arguments, run_experiments
 
 
 def test_embedded_backbone_builds_a_bigdrop_model():
@@ -26,7 +26,7 @@ def test_embedded_backbone_builds_a_bigdrop_model():
 @pytest.mark.slow
 def test_p09_finetuning_of_a_pretrained_backbone_leaves_chance_level(tmp_path):
     out = tmp_path / "run"
-    [results] = load_run_ood().main(
+    [results] = run_experiments(parse_experiment_arguments(
         [
             "--output_dir", str(out), "--dropout_rate", "0.9", "--dataset", "digits", "--test_domains", "mnist",
             "--max_per_domain", "300", "--image_size", "64", "--per_domain_batch_size", "8", "--max_steps", "60",
@@ -34,7 +34,7 @@ def test_p09_finetuning_of_a_pretrained_backbone_leaves_chance_level(tmp_path):
             "--save_strategy", "no", "--use_cpu", "--report_to", "none", "--disable_tqdm", "True",
             "--dataloader_num_workers", "0",
         ]
-    )  # fmt: skip
+    ))  # fmt: skip
     # Chance is 10%: the run learned on the training domains and transfers to the held-out one.
     assert results.mean_validation_accuracy > 0.3, results.validation_accuracy
     assert results.mean_test_accuracy > 0.2, results.test_accuracy

@@ -11,12 +11,13 @@ from helpers import REPO
 from huggingface_hub import ModelCard
 
 from hf_bigdrop.modelcard import build_model_card
-from hf_bigdrop.results import MethodResults, RunResults, comparison_table
+from hf_bigdrop.results import MethodResults, RunResults, comparison_table, run_title
+from hf_bigdrop.tables import method_title
 
 
 def make_results(dropout_rate: float, ood: float, wa_ood: float | None = None) -> RunResults:
     validation = {"art_painting": 0.9, "cartoon": 0.8, "photo": 1.0}
-    methods = {"erm" if dropout_rate == 0 else "dropout": MethodResults(300, validation, {"sketch": ood})}
+    methods = {"live": MethodResults(300, validation, {"sketch": ood})}
     if wa_ood is not None:
         methods["trajectory_wa"] = MethodResults(600, validation, {"sketch": wa_ood})
     return RunResults(
@@ -47,24 +48,22 @@ def test_results_round_trip(tmp_path):
         RunResults.load(tmp_path / "missing")
 
 
-def test_results_of_the_single_method_format_still_load(tmp_path):
-    old = {
-        "dataset": "PACS",
-        "train_domains": ["photo"],
-        "test_domains": ["sketch"],
-        "seed": 0,
-        "backbone": "b",
-        "dropout_rate": 0.0,
-        "validation_accuracy": {"photo": 0.9},
-        "test_accuracy": {"sketch": 0.6},
-        "selected_step": 300,
-        "selection_metric": "last step",
-        "mean_test_accuracy": 0.6,
-    }
-    (tmp_path / "results.json").write_text(json.dumps(old))
-    results = RunResults.load(tmp_path)
-    assert results.primary_method == "erm" and results.selection == "last_step"
-    assert (results.selected_step, results.test_accuracy) == (300, {"sketch": 0.6})
+def test_a_damaged_or_foreign_results_file_is_named(tmp_path):
+    (tmp_path / "results.json").write_text('{"dataset": "PACS", "methods": {"live": ')  # truncated
+    with pytest.raises(ValueError, match=r"results.json is not a readable results.json \(JSONDecodeError"):
+        RunResults.load(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"dataset": "PACS", "validation_accuracy": {}}))
+    with pytest.raises(ValueError, match="is not a readable results.json"):
+        RunResults.load(tmp_path)
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['erm'\]"):
+        RunResults(**{**make_results(0.0, 0.8).__dict__, "methods": {"erm": make_results(0.0, 0.8).primary}})
+
+
+def test_titles_are_chosen_when_drawn():
+    assert run_title(make_results(0.0, 0.8)) == "ERM"
+    assert run_title(make_results(0.9, 0.8)) == "dropout (p=0.9)"
+    assert method_title("trajectory_wa", 0.0) == "trajectory weight average (p=0)"
+    assert method_title("greedy_soup", 0.9, with_rate=False) == "greedy soup"
 
 
 def test_comparison_table_puts_runs_side_by_side():
@@ -101,10 +100,10 @@ def test_model_card_metadata_and_table():
 
 def test_model_card_of_a_combination_of_runs():
     results = make_results(0.9, 0.8)
-    results.methods = {"greedy_soup": results.methods["dropout"], "run_ensemble": results.methods["dropout"]}
+    results.methods = {"greedy_soup": results.methods["live"], "run_ensemble": results.methods["live"]}
     results.primary_method, results.members, results.seed = "greedy_soup", ["a", "b", "c"], None
     text = " ".join(build_model_card(results).text.split())
-    assert text.count("# Greedy soup: PACS, held out sketch") == 1
+    assert text.count("# Greedy soup (p=0.9): PACS, held out sketch") == 1
     assert "It combines the selected models of 3 such runs (greedy soup" in text
     assert "Accuracy of the greedy soup of 3 runs" in text and "step None" not in text
     assert "Other combinations of the same runs" in text and "| ensemble of runs |" in text
@@ -124,7 +123,7 @@ def test_compare_runs_script(tmp_path):
         check=True,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
-    assert "| | ERM (p=0) | dropout (p=0.9) |" in result.stdout
+    assert "| | ERM | dropout (p=0.9) |" in result.stdout
     assert "| o.o.d. sketch | 75.0 | 81.2 |" in output.read_text()
     assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_training import make_args
+from helpers import make_args
 
 from hf_bigdrop.metric_keys import accuracies_by_step
 from hf_bigdrop.selection import select, select_all

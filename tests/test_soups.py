@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from test_hub_export import REMOTE_LOAD
+from helpers import REMOTE_LOAD
 from tiny_models import pixel_batch, tiny_model
 
 from hf_bigdrop.results import MethodResults, RunResults
@@ -31,7 +31,7 @@ def save_run(
         seed=seed,
         backbone=backbone,
         dropout_rate=0.9,
-        methods={"dropout": MethodResults(10, {"art": validation, "photo": validation}, {"sketch": 0.5})},
+        methods={"live": MethodResults(10, {"art": validation, "photo": validation}, {"sketch": 0.5})},
     ).save(folder)
     return model.eval()
 
@@ -119,11 +119,11 @@ def test_a_soup_reloads_with_remote_code_without_hf_bigdrop(tmp_path):
     torch.testing.assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected)
 
 
-def test_old_import_paths_still_work():
+def test_the_public_averaging_module_offers_the_soups():
+    # `hf_bigdrop.averaging` is the public home of every averaging and ensembling name (trajectory and across runs);
+    # `hf_bigdrop.soups` is where the across-runs ones are written.
     import hf_bigdrop.averaging
     import hf_bigdrop.soups
-    import hf_bigdrop.training
-    import hf_bigdrop.training_args
 
     for name in (
         "average_state_dicts",
@@ -133,5 +133,3 @@ def test_old_import_paths_still_work():
         "uniform_soup",
     ):
         assert getattr(hf_bigdrop.averaging, name) is getattr(hf_bigdrop.soups, name)
-    assert hf_bigdrop.training.BigDropTrainingArguments is hf_bigdrop.training_args.BigDropTrainingArguments
-    assert hf_bigdrop.BigDropTrainingArguments is hf_bigdrop.training_args.BigDropTrainingArguments

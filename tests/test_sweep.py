@@ -1,102 +1,301 @@
-"""examples/sweep.py: the grid, the launchers, re-runs, and the table of mean ± std over seeds."""
+"""Sweeps (`hf_bigdrop.experiment.sweep` / `collect`, `hf-bigdrop sweep`): the grid, checks before the first job,
+launching N jobs at once, selection per method across hyperparameters, and the table of mean ± std over seeds."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 import yaml
-from helpers import REPO
-from test_run_ood import backbone, tiny_flags  # noqa: F401  (backbone is a fixture)
+from helpers import REPO, tiny_flags
 
-from hf_bigdrop.results import RunResults
-
-
-def load_sweep():
-    if "sweep" in sys.modules:
-        return sys.modules["sweep"]
-    sys.path.insert(0, str(REPO / "examples"))
-    spec = importlib.util.spec_from_file_location("sweep", REPO / "examples" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sweep"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = load_sweep()
+from hf_bigdrop.experiment import UsageError
+from hf_bigdrop.experiment.cli import main as cli
+from hf_bigdrop.experiment.collect import (
+    Row,
+    collect,
+    combination_plan,
+    replace_between_markers,
+    table_markers,
+)
+from hf_bigdrop.experiment.sweep import Sweep, Task, launch_local, launch_slurm
+from hf_bigdrop.results import MethodResults, RunResults
 
 
 def test_the_results_sweep_files_expand_to_the_documented_grids():
-    config = sweep.Sweep.load(REPO / "examples" / "configs" / "sweep_styles.yaml")
-    jobs = sweep.expand(config)
-    assert len(jobs) == 36
+    config = Sweep.load(REPO / "examples" / "configs" / "sweep_styles.yaml")
+    jobs = config.jobs()
+    assert len(jobs) == 36 and config.hyperparameters == []
     assert {job.test_domain for job in jobs} == {"photo", "sketch", "cartoon", "painting"}
-    assert len(sweep.combinations(config, jobs)) == 12  # 4 held-out domains x 3 dropout rates
-    assert jobs[0].command(config)[2] == "examples/configs/styles.yaml"
+    argv = jobs[0].argv()
+    assert argv[0] == "examples/configs/styles.yaml"
+    assert argv[-2:] == ["--overwrite_output_dir", "True"]  # a job that has not started starts afresh
 
-    config = sweep.Sweep.load(REPO / "examples" / "configs" / "sweep_digits.yaml")
-    jobs = sweep.expand(config)
+    config = Sweep.load(REPO / "examples" / "configs" / "sweep_digits.yaml")
+    jobs = config.jobs()
     assert len(jobs) == 24
-    assert {job.test_domain for job in jobs} == {"mnist", "mnist_m", "optdigits", "typeface"}
-    assert len(sweep.combinations(config, jobs)) == 8  # 4 held-out domains x 2 dropout rates
-    command = jobs[0].command(config)
-    assert command[1:3] == [str(REPO / "examples" / "run_ood.py"), "examples/configs/digits.yaml"]
+    command = jobs[0].command()
+    assert command[:3] == [sys.executable, "-m", "hf_bigdrop.experiment"] and command[3] == "run"
     assert command[command.index("--dropout_rate") + 1] == "0.0"
     assert command[command.index("--output_dir") + 1] == "runs/sweep_digits/mnist/dropout_rate=0.0/seed0"
 
 
-def test_sweep_file_errors(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0]}\n", "needs 'test_domains'"),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\ngrids: 1\n",
+            r"unknown key\(s\) \['grids'\]",
+        ),
+        ("- config: c.yaml\n", "must hold a mapping"),
+        ("config: [c.yaml\n", "is not valid YAML"),
+        ("config: c.yaml\noutput_dir: o\ngrid: [seed]\n", "'grid' in .* must be a mapping"),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\narguments: [1]\n",
+            "'arguments' .* mapping",
+        ),
+        ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0, 0], test_domains: [a]}\n", "repeats a value"),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], output_dir: [x]}\n",
+            "the sweep's to set",
+        ),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], max_steps: [1]}\narguments: {max_steps: 2}\n",
+            "in both 'grid' and 'arguments'",
+        ),
+    ],
+)
+def test_sweep_file_errors_are_one_line(tmp_path, content, message):
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"config": "c.yaml", "output_dir": "o", "grid": {"seed": [0]}}))
-    with pytest.raises(ValueError, match="needs 'test_domains'"):
-        sweep.Sweep.load(path)
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message) as error:
+        Sweep.load(path)
+    assert "\n" not in str(error.value)
+
+
+def _sweep_file(tmp_path, grid: dict, recipe: dict | None = None, **extra) -> Sweep:
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(recipe or {"dataset": "digits", "max_steps": 2}))
+    path = tmp_path / "sweep.yaml"
     path.write_text(
-        yaml.safe_dump({"config": "c.yaml", "output_dir": "o", "grid": {"seed": [0]}, "grids": 1})
+        yaml.safe_dump(
+            {"config": str(recipe_path), "output_dir": str(tmp_path / "sweep"), "grid": grid, **extra}
+        )
     )
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['grids'\]"):
-        sweep.Sweep.load(path)
+    return Sweep.load(path)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (
+            {"test_domains": ["mnist"], "seed": [0], "learning_rat": [0.1]},
+            r"unknown argument\(s\) \['learning_rat'\]",
+        ),
+        ({"test_domains": ["mnist", "svhn"], "seed": [0]}, r"job .*svhn.*unknown domain 'svhn'.*mnist_m"),
+        ({"test_domains": ["mnist"], "seed": [0], "dropout_rate": [0.9, 1.5]}, r"dropout_rate.*\[0, 1\)"),
+        (
+            {"test_domains": ["mnist"], "seed": [0], "max_steps": [4.5]},
+            r"--max_steps/--max-steps: invalid int value: '4.5'",
+        ),
+    ],
+)
+def test_every_job_is_checked_before_the_first_starts(tmp_path, grid, message):
+    sweep = _sweep_file(tmp_path, grid)
+    with pytest.raises(UsageError, match=message):
+        sweep.check()
+    assert not (tmp_path / "sweep").exists()  # nothing ran
+
+
+def test_a_missing_recipe_is_named_once(tmp_path):
+    sweep = _sweep_file(tmp_path, {"test_domains": ["mnist"], "seed": [0]})
+    (tmp_path / "recipe.yaml").unlink()
+    with pytest.raises(UsageError, match=r"recipe '.*recipe.yaml' is not a file"):
+        sweep.check()
+
+
+def _fake_run(
+    sweep: Sweep, domain: str, setting: dict, seed: int, validation: float, test: float, wa=None
+) -> None:
+    """A finished job's results.json, recording the job's own values (as a real run does)."""
+    [job] = [j for j in sweep.jobs() if (j.test_domain, j.setting, j.seed) == (domain, setting, seed)]
+    job.output_dir.mkdir(parents=True, exist_ok=True)
+    methods = {"live": MethodResults(100, {"x": validation}, {domain: test})}
+    if wa is not None:
+        methods["trajectory_wa"] = MethodResults(200, {"x": wa[0]}, {domain: wa[1]})
+    RunResults(
+        dataset="digits",
+        train_domains=["x"],
+        test_domains=[domain],
+        seed=seed,
+        backbone="tiny",
+        dropout_rate=setting["dropout_rate"],
+        methods=methods,
+        wall_time_s=60.0,
+        arguments={
+            "model": {"dropout_rate": setting["dropout_rate"]},
+            "data": {"test_domains": [domain]},
+            "training": {"seed": seed, **{k: v for k, v in setting.items() if k != "dropout_rate"}},
+        },
+    ).save(job.output_dir)
+
+
+def test_selection_per_method_across_hyperparameters(tmp_path):
+    grid = {
+        "test_domains": ["a", "b"],
+        "dropout_rate": [0.0, 0.9],
+        "learning_rate": [0.001, 0.01],
+        "seed": [0, 1],
+    }
+    sweep = _sweep_file(tmp_path, grid)
+    assert sweep.hyperparameters == ["learning_rate"]
+    lr = [{"dropout_rate": p, "learning_rate": value} for p in (0.0, 0.9) for value in (0.001, 0.01)]
+    # ERM: lr 0.01 is better on validation for seed 0 (and worse held out: selection must not look there);
+    # seed 1 ties: the first setting in the grid's order wins.
+    _fake_run(sweep, "a", lr[0], 0, validation=0.80, test=0.70, wa=(0.85, 0.60))
+    _fake_run(sweep, "a", lr[1], 0, validation=0.90, test=0.50, wa=(0.70, 0.99))
+    _fake_run(sweep, "a", lr[0], 1, validation=0.88, test=0.60)
+    _fake_run(sweep, "a", lr[1], 1, validation=0.88, test=0.40)
+    # p=0.9: lr 0.001 did not finish for seed 1: the only candidate is selected.
+    _fake_run(sweep, "a", lr[2], 0, validation=0.70, test=0.90)
+    _fake_run(sweep, "a", lr[3], 0, validation=0.60, test=0.95)
+    _fake_run(sweep, "a", lr[3], 1, validation=0.65, test=0.85)
+    _fake_run(sweep, "b", lr[0], 0, validation=0.50, test=0.30)
+    results = collect(sweep)
+    picked = {
+        (c.method_setting, c.method, c.domain, c.seed): (dict(c.hyperparameters), c.candidates)
+        for c in results.selected
+    }
+    erm, big = (("dropout_rate", 0.0),), (("dropout_rate", 0.9),)
+    assert picked[(erm, "live", "a", 0)] == ({"learning_rate": 0.01}, 2)
+    assert picked[(erm, "trajectory_wa", "a", 0)] == (
+        {"learning_rate": 0.001},
+        2,
+    )  # its own validation decides
+    assert picked[(erm, "live", "a", 1)] == ({"learning_rate": 0.001}, 2)  # a tie: the grid's first
+    assert picked[(big, "live", "a", 0)] == ({"learning_rate": 0.001}, 2)
+    assert picked[(big, "live", "a", 1)] == ({"learning_rate": 0.01}, 1)
+    live = {(row.method_setting, row.method): row for row in results.rows}
+    assert live[(erm, "live")].test["a"] == {0: 0.50, 1: 0.60}
+    assert live[(erm, "trajectory_wa")].test["a"] == {0: 0.60}
+    assert live[(big, "live")].test["a"] == {0: 0.90, 1: 0.85}
+    table = results.table()
+    assert (
+        "| ERM | 55.0 ± 7.1 (n=2) | 30.0 (n=1) | 40.0 (n=1) |" in table
+    )  # seed 0 alone finished both domains
+    chosen = results.selection_table()
+    assert (
+        "seed 0: learning_rate=0.01 (step 100, of 2)" in chosen
+        and "seed 1: learning_rate=0.01 (step 100, of 1)" in chosen
+    )
+    # Soups combine the runs the live model selected, one per seed.
+    plan = {
+        c.folder.relative_to(tmp_path / "sweep"): [m.relative_to(tmp_path / "sweep") for m in c.members]
+        for c in combination_plan(sweep, results.selected)
+    }
+    assert {str(k): [str(m) for m in v] for k, v in plan.items()} == {
+        "a/dropout_rate=0.0/combined": [
+            "a/dropout_rate=0.0,learning_rate=0.01/seed0",
+            "a/dropout_rate=0.0,learning_rate=0.001/seed1",
+        ],
+        "a/dropout_rate=0.9/combined": [
+            "a/dropout_rate=0.9,learning_rate=0.001/seed0",
+            "a/dropout_rate=0.9,learning_rate=0.01/seed1",
+        ],
+    }
+    # Oracle selection is another table, named so.
+    oracle = collect(sweep, "oracle")
+    assert {
+        (c.method_setting, c.method, c.seed): dict(c.hyperparameters)
+        for c in oracle.selected
+        if c.domain == "a"
+    }[(erm, "live", 0)] == {"learning_rate": 0.001}
+    assert "Oracle selection" in oracle.report()
+
+
+def test_results_of_another_setting_never_count_as_finished(tmp_path):
+    sweep = _sweep_file(tmp_path, {"test_domains": ["a"], "dropout_rate": [0.0, 0.9], "seed": [0]})
+    erm, big = sweep.jobs()
+    _fake_run(sweep, "a", {"dropout_rate": 0.9}, 0, validation=0.5, test=0.5)
+    assert big.finished and not erm.finished
+    # The p=0.9 run's results copied into the ERM job's folder (a stale folder) do not finish the ERM job.
+    erm.output_dir.mkdir(parents=True)
+    (erm.output_dir / "results.json").write_text((big.output_dir / "results.json").read_text())
+    assert not erm.finished and erm.argv()[-2:] == ["--overwrite_output_dir", "True"]
+    (big.output_dir / "results.json").write_text('{"dataset": ')  # damaged: runs again
+    assert not big.finished
 
 
 def test_table_means_stds_and_domainbed_standard_error():
-    row = sweep.Row("dropout", "dropout", {"a": {0: 0.5, 1: 0.7, 2: 0.9}, "b": {0: 0.2, 1: 0.4}})
-    (a, b, average) = sweep.table_cells(row, ["a", "b"], "std")
-    assert a == pytest.approx((0.7, 0.2, 3))
-    assert b == pytest.approx((0.3, np.std([0.2, 0.4], ddof=1), 2))
-    assert average == pytest.approx((0.45, np.std([0.35, 0.55], ddof=1), 2))  # seeds 0 and 1 finished both
-    sem = sweep.table_cells(row, ["a", "b"], "sem")[0]
-    assert sem == pytest.approx((0.7, np.std([0.5, 0.7, 0.9]) / np.sqrt(3), 3))
-    table = sweep.markdown_table([row], ["a", "b"], "std")
-    assert "| dropout | 70.0 ± 20.0 (n=3) | 30.0 ± 14.1 (n=2) | 45.0 ± 14.1 (n=2) |" in table
+    row = Row((("dropout_rate", 0.9),), "live", {"a": {0: 0.5, 1: 0.7, 2: 0.9}, "b": {0: 0.2, 1: 0.4}}, {})
+    a, b, average = row.cells(["a", "b"], "std")
+    assert (a.mean, a.spread, a.n) == pytest.approx((0.7, 0.2, 3))
+    assert (b.mean, b.spread, b.n) == pytest.approx((0.3, np.std([0.2, 0.4], ddof=1), 2))
+    assert (average.mean, average.spread, average.n) == pytest.approx((0.45, np.std([0.35, 0.55], ddof=1), 2))
+    sem = row.cells(["a", "b"], "sem")[0]
+    assert (sem.mean, sem.spread, sem.n) == pytest.approx((0.7, np.std([0.5, 0.7, 0.9]) / np.sqrt(3), 3))
+    assert [str(c) for c in (a, b, average)] == [
+        "70.0 ± 20.0 (n=3)",
+        "30.0 ± 14.1 (n=2)",
+        "45.0 ± 14.1 (n=2)",
+    ]
+    assert row.title == "dropout (p=0.9)"
 
 
 def test_report_replaces_only_its_own_sweeps_table(tmp_path):
     page = tmp_path / "results.md"
-    a_start, a_end = sweep.table_markers("sweep_a")
-    b_start, b_end = sweep.table_markers("sweep_b")
+    a_start, a_end = table_markers("sweep_a")
+    b_start, b_end = table_markers("sweep_b")
     page.write_text(f"# R\n{a_start}\nold a\n{a_end}\ntext\n{b_start}\nold b\n{b_end}\nend\n")
-    sweep.replace_between_markers(page, "new b\n", "sweep_b")
+    replace_between_markers(page, "new b\n", "sweep_b")
     assert page.read_text() == f"# R\n{a_start}\nold a\n{a_end}\ntext\n{b_start}\nnew b\n{b_end}\nend\n"
     with pytest.raises(ValueError, match="sweep-table:start sweep_c"):
-        sweep.replace_between_markers(page, "x", "sweep_c")
+        replace_between_markers(page, "x", "sweep_c")
+
+
+def test_local_launcher_runs_n_jobs_at_once_with_the_cores_split(tmp_path):
+    # Each job records its thread share and when it ran; two at once overlap in time.
+    script = (
+        "import json, os, sys, time; start = time.time(); time.sleep(1.0); "
+        "json.dump({'threads': os.environ['OMP_NUM_THREADS'], 'start': start, 'end': time.time()}, "
+        "open(sys.argv[1], 'w'))"
+    )
+    tasks = [
+        Task([sys.executable, "-c", script, str(tmp_path / f"{i}.json")], tmp_path / f"{i}.log", f"job {i}")
+        for i in range(3)
+    ]
+    tasks.append(Task([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "bad.log", "bad job"))
+    failed = launch_local(tasks, jobs=2, poll_seconds=0.05)
+    assert [task.name for task in failed] == ["bad job"]
+    import json
+    import os
+
+    runs = [json.loads((tmp_path / f"{i}.json").read_text()) for i in range(3)]
+    assert {run["threads"] for run in runs} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    assert runs[1]["start"] < runs[0]["end"] and runs[2]["start"] >= min(runs[0]["end"], runs[1]["end"]) - 0.2
 
 
 def test_slurm_launcher_through_submitits_local_executor(tmp_path):
     pytest.importorskip("submitit")
-    ok = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w').write('yes')"]
-    bad = [sys.executable, "-c", "raise SystemExit(3)"]
-    failed = sweep.run_slurm([ok, bad], tmp_path, {"timeout_min": 5}, cluster="local")
+    ok = Task(
+        [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w').write('yes')"],
+        tmp_path / "ok.log",
+        "ok",
+    )
+    bad = Task([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "bad.log", "bad")
+    failed = launch_slurm([ok, bad], tmp_path, {"timeout_min": 5}, cluster="local")
     assert (tmp_path / "ran").read_text() == "yes"
-    assert failed == [" ".join(bad)]
+    assert failed == [bad]
 
 
 @pytest.mark.slow
-def test_tiny_sweep_table_and_rerun(backbone, tmp_path, capsys):  # noqa: F811
+def test_tiny_sweep_with_two_jobs_at_once_table_and_rerun(backbone, tmp_path, capsys):
     flags = tiny_flags(backbone, tmp_path / "unused", "--weight_averaging_start_step", "1")
     flags += ["--ensemble_start_step", "3"]
     recipe, key = {}, None
-    for flag in flags:  # flags -> a run_ood.py recipe file (a flag without a value is a true boolean)
+    for flag in flags:  # flags -> a recipe file (a flag without a value is a true boolean)
         if flag.startswith("--"):
             key = flag.removeprefix("--")
             recipe[key] = True
@@ -104,55 +303,46 @@ def test_tiny_sweep_table_and_rerun(backbone, tmp_path, capsys):  # noqa: F811
             recipe[key] = flag
     for key in ("output_dir", "test_domains", "seed"):
         del recipe[key]
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     grid = {"test_domains": ["optdigits", "typeface"], "dropout_rate": [0.9], "seed": [0, 1]}
-    config = {"config": str(tmp_path / "recipe.yaml"), "output_dir": str(tmp_path / "sweep"), "grid": grid}
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    sweep = _sweep_file(tmp_path, grid, recipe)
 
-    sweep.main([str(tmp_path / "sweep.yaml")])
-    loaded = sweep.Sweep.load(tmp_path / "sweep.yaml")
-    rows, domains, wall = sweep.collect(loaded, sweep.expand(loaded))
-    assert wall["finished"] == 4 and domains == ["optdigits", "typeface"]
-    assert [row.method for row in rows] == [
-        "dropout",
-        "trajectory_wa",
-        "trajectory_ensemble",
-        "uniform_soup",
-        "greedy_soup",
-        "run_ensemble",
-    ]
+    cli(["sweep", str(tmp_path / "sweep.yaml"), "--jobs", "2"])
+    results = collect(sweep)
+    assert results.finished == 4 and results.domains == ["optdigits", "typeface"]
+    assert [row.method for row in results.rows] == [
+        "live", "trajectory_wa", "trajectory_ensemble", "uniform_soup", "greedy_soup", "run_ensemble"
+    ]  # fmt: skip
     table = (tmp_path / "sweep" / "table.md").read_text()
-    for domain in domains:
+    for domain in results.domains:
         runs = [
             RunResults.load(tmp_path / "sweep" / domain / "dropout_rate=0.9" / f"seed{s}") for s in (0, 1)
         ]
-        for method in ("dropout", "trajectory_wa"):
+        for method in ("live", "trajectory_wa"):
             values = [r.methods[method].test_accuracy[domain] for r in runs]
-            [row] = [row for row in rows if row.method == method]
-            assert sorted(row.by_domain[domain].values()) == sorted(values)
-            mean, std = np.mean(values), np.std(values, ddof=1)
-            assert sweep.table_cells(row, domains, "std")[domains.index(domain)] == pytest.approx(
-                (mean, std, 2)
+            [row] = [row for row in results.rows if row.method == method]
+            assert sorted(row.test[domain].values()) == sorted(values)
+            cell = row.cells(results.domains, "std")[results.domains.index(domain)]
+            assert (cell.mean, cell.spread, cell.n) == pytest.approx(
+                (np.mean(values), np.std(values, ddof=1), 2)
             )
         combined = RunResults.load(tmp_path / "sweep" / domain / "dropout_rate=0.9" / "combined")
-        [soup] = [row for row in rows if row.method == "greedy_soup"]
-        assert soup.by_domain[domain] == {None: combined.methods["greedy_soup"].test_accuracy[domain]}
+        [soup] = [row for row in results.rows if row.method == "greedy_soup"]
+        assert soup.test[domain] == {None: combined.methods["greedy_soup"].test_accuracy[domain]}
     assert "(n=2)" in table and "(n=1)" in table
     assert (tmp_path / "sweep" / "table.csv").read_text().startswith("method,held_out,mean,std,n")
-    assert (tmp_path / "sweep" / "accuracy.png").read_bytes().startswith(b"\x89PNG")
+    for figure in ("accuracy.png", "curves.png"):
+        assert (tmp_path / "sweep" / figure).read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "sweep" / "optdigits" / "dropout_rate=0.9" / "seed0.log").is_file()
 
     # A re-run runs nothing: finished jobs and combinations are skipped, the table is the same.
-    stamp = (
-        (tmp_path / "sweep" / "optdigits" / "dropout_rate=0.9" / "combined" / "results.json").stat().st_mtime
-    )
+    marker = tmp_path / "sweep" / "optdigits" / "dropout_rate=0.9" / "combined" / "results.json"
+    stamp = marker.stat().st_mtime
     capsys.readouterr()
-    assert sweep.main([str(tmp_path / "sweep.yaml")]).split("runs finished")[0] in table
+    assert cli(["sweep", str(tmp_path / "sweep.yaml")]).split("runs finished")[0] in table
     assert "4 of 4 jobs already finished; running 0" in capsys.readouterr().out
-    assert (
-        tmp_path / "sweep" / "optdigits" / "dropout_rate=0.9" / "combined" / "results.json"
-    ).stat().st_mtime == stamp
-    # A killed job (checkpoints, no results.json) is resumed, not restarted.
+    assert marker.stat().st_mtime == stamp
+    # A killed job (a complete checkpoint, no results.json) is resumed, not restarted.
     killed = tmp_path / "sweep" / "typeface" / "dropout_rate=0.9" / "seed1"
     (killed / "results.json").unlink()
-    [job] = [job for job in sweep.expand(loaded) if job.output_dir == killed]
-    assert job.command(loaded)[-2:] == ["--resume_from_checkpoint", "True"]
+    [job] = [job for job in sweep.jobs() if job.output_dir == killed]
+    assert job.argv()[-2:] == ["--resume_from_checkpoint", "True"]

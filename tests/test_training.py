@@ -5,54 +5,15 @@ from __future__ import annotations
 import collections
 
 import datasets
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import PROCESSOR, colour_dataset, make_args
 from tiny_models import tiny_model
-from transformers import ViTImageProcessor
 
 from hf_bigdrop.data import DomainCollator, apply_transforms
+from hf_bigdrop.evaluation import per_domain_eval_sets, summarize_domain_metrics
 from hf_bigdrop.metrics import make_compute_metrics
-from hf_bigdrop.training import (
-    BigDropTrainer,
-    BigDropTrainingArguments,
-    per_domain_eval_sets,
-    summarize_domain_metrics,
-)
-
-DOMAINS = ["art", "photo", "sketch"]
-CLASSES = ["red", "green", "blue"]
-PROCESSOR = ViTImageProcessor(size={"height": 16, "width": 16})
-
-
-def colour_dataset(sizes: dict[str, int], seed: int = 0) -> datasets.Dataset:
-    """Images whose class is their dominant colour, from domains of the given sizes."""
-    rng = np.random.default_rng(seed)
-    images, labels, domains = [], [], []
-    for domain, size in sizes.items():
-        for _ in range(size):
-            label = int(rng.integers(0, 3))
-            pixels = rng.integers(0, 120, (16, 16, 3), dtype=np.uint8)
-            pixels[..., label] += 120
-            images.append(Image.fromarray(pixels))
-            labels.append(label)
-            domains.append(DOMAINS.index(domain))
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "label": datasets.ClassLabel(names=CLASSES),
-            "domain": datasets.ClassLabel(names=DOMAINS),
-        }
-    )
-    return datasets.Dataset.from_dict(
-        {"image": images, "label": labels, "domain": domains}, features=features
-    )
-
-
-def make_args(tmp_path, **kwargs) -> BigDropTrainingArguments:
-    defaults = dict(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], disable_tqdm=True, seed=0)
-    return BigDropTrainingArguments(**{**defaults, **kwargs})
+from hf_bigdrop.training import BigDropTrainer
 
 
 def test_classifier_learning_rate_is_multiplied(tmp_path):

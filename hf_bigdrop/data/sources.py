@@ -190,6 +190,17 @@ def _load_folder(source: Source, options: LoadOptions) -> datasets.Dataset:
                 f"Domain {domain!r} in {str(root)!r} has no images (empty domain; image extensions: "
                 f"{', '.join(IMAGE_EXTENSIONS)})."
             )
+    for cls in classes:
+        empty = [domain for domain in domains if not entries.get((domain, cls))]
+        if len(empty) == len(domains):
+            raise ValueError(
+                f"Class {cls!r} in {str(root)!r} has no images in any domain (empty class folders; image "
+                f"extensions: {', '.join(IMAGE_EXTENSIONS)}): remove its folders or add its images."
+            )
+        if empty:
+            logger.warning(
+                "Class %r has no images in domain(s) %s of %s: those domains never show it.", cls, empty, root
+            )
     images, labels, doms = [], [], []
     for d_id, domain in enumerate(domains):
         for c_id, cls in enumerate(classes):

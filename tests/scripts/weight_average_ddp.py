@@ -14,7 +14,8 @@ from accelerate import PartialState
 from toy_images import ToyImages  # beside this script: its folder is the first entry of sys.path
 
 from hf_bigdrop.metrics import make_compute_metrics
-from hf_bigdrop.training import BigDropTrainer, BigDropTrainingArguments
+from hf_bigdrop.training import BigDropTrainer
+from hf_bigdrop.training_args import BigDropTrainingArguments
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: the tiny backbones every test shares
 from tiny_models import tiny_model  # noqa: E402

@@ -1,0 +1,302 @@
+"""The arguments of an o.o.d. experiment, read from a recipe file and the command line, and checked before any work.
+
+An experiment's arguments are four dataclasses: `ModelArguments` (the network), `DataArguments` (the domains),
+`BigDropTrainingArguments` (the Trainer and the paper's protocol) and `RunArguments` (what to do with an earlier run's
+output folder). `parse_experiment_arguments` reads them from an optional recipe file (YAML or JSON, the first
+argument) and flags, which override the recipe: the recipe's values go through the same command-line parser as the
+flags, so a value of the wrong type is refused the same way wherever it was written.
+
+Every problem found there, or by `check_experiment_arguments` (which looks at the dataset, the domains, the backbone,
+the output folder and the Hub before anything is loaded), is a `UsageError`: one line naming the bad value and the
+valid choices. Anything that goes wrong later, while training, raises with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from ..configuration_bigdrop import CLASSIFIER_INIT_CHOICES, POOLING_CHOICES, BigDropConfig
+from ..training_args import BigDropTrainingArguments
+
+__all__ = [
+    "DataArguments",
+    "ExperimentArguments",
+    "ModelArguments",
+    "RECIPE_SUFFIXES",
+    "RunArguments",
+    "UsageError",
+    "parse_experiment_arguments",
+    "read_recipe",
+]
+
+RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class UsageError(Exception):
+    """A bad argument or input, found before any data or model is loaded: reported as one line, no traceback."""
+
+
+@dataclass
+class ModelArguments:
+    """The network: which pretrained backbone, and how its head is regularised."""
+
+    backbone: str = field(
+        default="embedded:efficientnet-lite0",
+        metadata={
+            "help": "Hub id (e.g. timm/resnet50.tv2_in1k), local folder, or embedded:efficientnet-lite0."
+        },
+    )
+    # The fields below are BigDropConfig arguments, forwarded as they are (the config validates them).
+    dropout_rate: float = field(
+        default=0.9, metadata={"help": "Dropout on the penultimate features; 0 = ERM."}
+    )
+    pooling: str = field(
+        default="auto", metadata={"help": "How features are pooled.", "choices": list(POOLING_CHOICES)}
+    )
+    freeze_batchnorm: bool = field(
+        default=True, metadata={"help": "Keep BatchNorm statistics as pretrained."}
+    )
+    freeze_backbone: bool = field(default=False, metadata={"help": "Train the head only (linear probe)."})
+    classifier_init: str = field(
+        default="zeros",
+        metadata={"help": "Initialisation of the linear head.", "choices": list(CLASSIFIER_INIT_CHOICES)},
+    )
+
+    def config_kwargs(self) -> dict:
+        """The `BigDropConfig` arguments (every field but `backbone`)."""
+        return {name: value for name, value in asdict(self).items() if name != "backbone"}
+
+
+@dataclass
+class DataArguments:
+    """The domains: which dataset, which domains are held out, and how images are prepared."""
+
+    dataset: str = field(
+        default="digits",
+        metadata={
+            "help": "Registry name (digits, styles, emoji, PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), Hub "
+            "id or folder."
+        },
+    )
+    test_domains: list[str] = field(
+        default_factory=lambda: ["mnist"],
+        metadata={
+            "help": "Held-out domain(s), full or DomainBed short names; 'all' = leave each out in turn."
+        },
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Local DomainBed folder of a registry dataset."}
+    )
+    domain_column: str | None = field(
+        default=None, metadata={"help": "Domain column of a Hub/Parquet dataset."}
+    )
+    holdout_fraction: float = field(
+        default=0.2, metadata={"help": "Validation fraction of each training domain."}
+    )
+    test_holdout_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Also split held-out domains into test / oracle validation (oracle only)."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Input resolution; default: the dataset's registered image size (the stored size of an "
+            "embedded benchmark, e.g. digits 32, styles 64), else the backbone processor's size."
+        },
+    )
+    augmentation: str = field(
+        default="domainbed", metadata={"help": "Training augmentation: domainbed | none."}
+    )
+    max_per_domain: int | None = field(
+        default=None, metadata={"help": "Cap examples per domain (quick runs)."}
+    )
+
+    @property
+    def leave_one_domain_out(self) -> bool:
+        """Whether `test_domains` is `all`: one run per domain, each held out in turn."""
+        return [domain.lower() for domain in self.test_domains] == ["all"]
+
+
+@dataclass
+class RunArguments:
+    """What the runner does with an `output_dir` that an earlier run left checkpoints in."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output_dir that holds an earlier run (its checkpoints and results are "
+            "removed first); else refuse, unless resuming."
+        },
+    )
+
+
+@dataclass
+class ExperimentArguments:
+    """The four groups of an experiment's arguments, as `parse_experiment_arguments` returns them."""
+
+    model: ModelArguments
+    data: DataArguments
+    training: BigDropTrainingArguments
+    run: RunArguments
+
+    def as_dict(self) -> dict:
+        """Every argument, as `results.json` records it."""
+        return {
+            "model": asdict(self.model),
+            "data": asdict(self.data),
+            "training": json.loads(self.training.to_json_string()),
+            "run": asdict(self.run),
+        }
+
+
+_DATACLASSES = (ModelArguments, DataArguments, BigDropTrainingArguments, RunArguments)
+
+
+class _NoDuplicateKeysLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice (YAML itself keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise UsageError(f"key {key!r} appears twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_recipe(path: str | os.PathLike) -> dict:
+    """The mapping of argument names to values in a YAML or JSON recipe file.
+
+    Raises:
+        `UsageError`: a missing file, invalid YAML/JSON, a key given twice, an empty file or one that is not a
+            mapping (each message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"recipe {str(path)!r} is not a file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            values = json.loads(text, object_pairs_hook=_refuse_duplicate_json_keys)
+        else:
+            values = yaml.load(text, Loader=_NoDuplicateKeysLoader)  # noqa: S506 - a SafeLoader subclass
+    except UsageError as error:
+        raise UsageError(f"recipe {str(path)!r}: {error}") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        kind = path.suffix[1:].upper().replace("YML", "YAML")
+        raise UsageError(
+            f"recipe {str(path)!r} is not valid {kind}: {' '.join(str(error).split())}"
+        ) from None
+    if values is None:
+        raise UsageError(f"recipe {str(path)!r} is empty: give it at least one argument, or leave it out")
+    if not isinstance(values, dict):
+        raise UsageError(f"recipe {str(path)!r} must hold a mapping of argument names to values")
+    return values
+
+
+def _refuse_duplicate_json_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise UsageError(f"key {key!r} appears twice")
+    return dict(pairs)
+
+
+def _recipe_flags(values: dict, parser: argparse.ArgumentParser) -> tuple[list[str], dict]:
+    """Turns recipe values into command-line tokens (checked by argparse like any flag); `null`s become defaults."""
+    known = {f.name for dataclass_type in _DATACLASSES for f in fields(dataclass_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(f"unknown argument(s) {unknown}; `--help` lists the valid ones")
+    tokens, nulls = [], {}
+    for key, value in values.items():
+        if value is None or value == []:  # argparse cannot take an empty list: they become defaults
+            nulls[key] = value
+        elif isinstance(value, list):
+            tokens += [f"--{key}", *(_token(item) for item in value)]
+        else:
+            tokens += [f"--{key}", _token(value)]
+    return tokens, nulls
+
+
+def _token(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+class _ExperimentParser(HfArgumentParser):
+    """`HfArgumentParser` whose errors name the recipe the values may have come from."""
+
+    recipe: str | None = None
+
+    def error(self, message: str):
+        where = f" (in recipe {self.recipe!r} or on the command line)" if self.recipe else ""
+        raise UsageError(f"{message}{where}")
+
+
+def parse_experiment_arguments(argv: list[str] | None = None) -> ExperimentArguments:
+    """Reads the arguments of an experiment: an optional recipe file, then flags that override it.
+
+    Args:
+        argv (`list[str] | None`, *optional*, defaults to `None`): the command line without the program name
+            (default: `sys.argv[1:]`); its first item may be a recipe (`.yaml`, `.yml` or `.json`).
+
+    Returns:
+        `ExperimentArguments`: the parsed and validated arguments (`--help` prints them all and exits).
+
+    Raises:
+        `UsageError`: an unknown or mistyped argument, an invalid recipe, a value that `BigDropConfig` or
+            `BigDropTrainingArguments` refuses, or a non-finite number (each in one line).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # No abbreviated flags: `--learning_rat` is a typo to report, not `--learning_rate`.
+    parser = _ExperimentParser(_DATACLASSES, description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument(
+        "recipe",
+        nargs="?",
+        metavar="RECIPE",
+        help="A YAML or JSON file of argument names and values (e.g. examples/configs/styles.yaml); flags after it "
+        "override its values.",
+    )
+    tokens = []
+    if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
+        parser.recipe = argv[0]
+        tokens, nulls = _recipe_flags(read_recipe(argv[0]), parser)
+        parser.set_defaults(**nulls)
+        argv = argv[1:]
+    try:
+        model, data, training, run, rest = parser.parse_args_into_dataclasses(
+            args=tokens + argv, look_for_args_file=False
+        )
+    except ValueError as error:  # raised by a dataclass's __post_init__ (TrainingArguments' own checks)
+        raise UsageError(" ".join(str(error).split())) from None
+    if rest.recipe is not None:
+        raise UsageError(f"the recipe {rest.recipe!r} must be the first argument, before any flag")
+    arguments = ExperimentArguments(model, data, training, run)
+    _check_finite(arguments)
+    try:
+        BigDropConfig(**model.config_kwargs())
+    except ValueError as error:
+        raise UsageError(" ".join(str(error).split())) from None
+    return arguments
+
+
+def _check_finite(arguments: ExperimentArguments) -> None:
+    for group in (arguments.model, arguments.data, arguments.training, arguments.run):
+        for item in fields(group):
+            value = getattr(group, item.name, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"--{item.name} must be a finite number, got {value!r}")

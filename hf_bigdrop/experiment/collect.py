@@ -1,0 +1,427 @@
+"""The results of a sweep: its finished runs, selected per method across hyperparameters, as tables and figures.
+
+Selection across hyperparameters, as DomainBed's `collect_results` and the paper do: for each *method* (a value of
+the sweep's `method_keys`, e.g. dropout 0 or 0.9, and each baseline built on it: the live model, its trajectory weight
+average, its trajectory ensemble), each held-out domain and each seed, the setting of the other grid keys (learning
+rate, weight decay, ...) with the best mean training-domain validation accuracy of that method is selected, and that
+run's held-out accuracy is reported. The held-out domain never chooses anything; ties go to the first setting in the
+grid's order; a setting that did not finish for a seed is simply not a candidate for that seed. Test-domain ("oracle")
+selection can be asked for instead, and is then named so in every table.
+
+Soups and run ensembles combine, per method and held-out domain, the seeds' runs selected for the live model
+(`combination_plan`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..metric_keys import accuracies_by_step
+from ..metrics import mean_domain_accuracy
+from ..results import RESULTS_FILE, MethodResults, RunResults
+from ..tables import markdown_table, mean_spread_cell, method_order, method_title
+from .sweep import Job, Sweep, setting_name
+
+__all__ = [
+    "SELECTIONS",
+    "Cell",
+    "Combination",
+    "Selected",
+    "SweepResults",
+    "collect",
+    "combination_plan",
+    "learning_curves",
+    "replace_between_markers",
+    "select_per_method",
+    "summarize",
+    "table_markers",
+    "write_sweep_report",
+]
+
+# How a setting is chosen among the hyperparameters: the mean accuracy it maximises.
+SELECTIONS = {
+    "training_domain_validation": "mean training-domain validation accuracy",
+    "oracle": "mean held-out (test-domain) accuracy: an oracle, optimistic by construction",
+}
+SPREADS = {"std": "sample std (ddof 1)", "sem": "standard error (DomainBed: std with ddof 0 / sqrt(n))"}
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The run a method got for one held-out domain and seed, and its record.
+
+    Args:
+        method_setting (`tuple[tuple[str, object], ...]`): the method keys' values, e.g. `(("dropout_rate", 0.9),)`.
+        method (`str`): `live`, `trajectory_wa` or `trajectory_ensemble`.
+        domain (`str`): the held-out domain.
+        seed (`int`): the seed.
+        hyperparameters (`tuple[tuple[str, object], ...]`): the selected values of the other grid keys.
+        job (`Job`): the selected run's job.
+        record (`MethodResults`): the method's record in that run.
+        candidates (`int`): how many finished settings competed.
+    """
+
+    method_setting: tuple
+    method: str
+    domain: str
+    seed: int
+    hyperparameters: tuple
+    job: Job
+    record: MethodResults
+    candidates: int
+
+
+def _method_setting(job: Job) -> tuple:
+    return tuple((key, job.setting[key]) for key in job.sweep.method_keys if key in job.setting)
+
+
+def select_per_method(
+    finished: Sequence[tuple[Job, RunResults]], selection: str = "training_domain_validation"
+) -> list[Selected]:
+    """For each method, held-out domain and seed, the finished run with the best score among its settings.
+
+    Args:
+        finished (`Sequence[tuple[Job, RunResults]]`): the sweep's finished jobs with their results, in grid order.
+        selection (`str`, *optional*): a key of `SELECTIONS`.
+
+    Returns:
+        `list[Selected]`: one per (method setting, method, held-out domain, seed) with at least one finished run.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose one of {list(SELECTIONS)}")
+    groups: dict[tuple, list[tuple[Job, MethodResults]]] = {}
+    for job, results in finished:
+        for method, record in results.methods.items():
+            key = (_method_setting(job), method, job.test_domain, job.seed)
+            groups.setdefault(key, []).append((job, record))
+    chosen = []
+    for (method_setting, method, domain, seed), candidates in groups.items():
+
+        def score(candidate: tuple[Job, MethodResults]) -> float:
+            record = candidate[1]
+            value = record.mean_test_accuracy if selection == "oracle" else record.mean_validation_accuracy
+            return -math.inf if math.isnan(value) else value
+
+        job, record = max(
+            candidates, key=score
+        )  # `max` keeps the first of equal scores: grid order decides ties
+        hyperparameters = tuple((k, v) for k, v in job.setting.items() if k not in job.sweep.method_keys)
+        chosen.append(
+            Selected(method_setting, method, domain, seed, hyperparameters, job, record, len(candidates))
+        )
+    return chosen
+
+
+@dataclass(frozen=True)
+class Combination:
+    """A soup / run ensemble to make: its folder, the method setting it belongs to, and the runs it combines."""
+
+    folder: Path
+    method_setting: tuple
+    members: tuple[Path, ...]
+
+
+def combination_plan(sweep: Sweep, selected: Sequence[Selected]) -> list[Combination]:
+    """Each soup / run ensemble of the sweep: per method setting and held-out domain, the live model's selected run of
+    every seed (at least two seeds), in `<output_dir>/<held-out>/<method setting>/combined`."""
+    if not sweep.combine:
+        return []
+    plan: dict[tuple, list[Path]] = {}
+    for choice in sorted(selected, key=lambda c: c.seed):
+        if choice.method == "live":
+            plan.setdefault((choice.domain, choice.method_setting), []).append(choice.job.output_dir)
+    return [
+        Combination(
+            sweep.output_dir / domain / setting_name(dict(setting)) / "combined", setting, tuple(members)
+        )
+        for (domain, setting), members in plan.items()
+        if len(members) > 1
+    ]
+
+
+def combination_results(folder: Path, members: Sequence[Path]) -> RunResults | None:
+    """A combination's results if it exists and combines exactly `members` (else it must be made again)."""
+    if not (folder / RESULTS_FILE).is_file():
+        return None
+    try:
+        results = RunResults.load(folder)
+    except ValueError:
+        return None
+    return results if [Path(m) for m in results.members] == [Path(m) for m in members] else None
+
+
+@dataclass
+class Cell:
+    """Mean, spread and number of values of one table cell (accuracies as fractions)."""
+
+    mean: float
+    spread: float
+    n: int
+
+    def __str__(self) -> str:
+        return mean_spread_cell(self.mean, self.spread, self.n)
+
+
+def summarize(values: Sequence[float], spread: str = "std") -> Cell:
+    """Mean and spread of accuracies over seeds: the sample std (ddof 1), or DomainBed's standard error."""
+    if spread not in SPREADS:
+        raise ValueError(f"unknown spread {spread!r}; choose one of {list(SPREADS)}")
+    n = len(values)
+    if n == 0:
+        return Cell(math.nan, math.nan, 0)
+    array = np.asarray(values, dtype=float)
+    if spread == "sem":
+        value = float(array.std() / math.sqrt(n))
+    else:
+        value = float(array.std(ddof=1)) if n > 1 else math.nan
+    return Cell(float(array.mean()), value, n)
+
+
+@dataclass
+class Row:
+    """One line of the table: a method (its setting and name) with its held-out accuracy per domain and seed (`None`
+    for a combination of the seeds), and the validation accuracy of the same selections."""
+
+    method_setting: tuple
+    method: str
+    test: dict[str, dict[int | None, float]]
+    validation: dict[str, dict[int | None, float]]
+
+    @property
+    def title(self) -> str:
+        rate = dict(self.method_setting).get("dropout_rate")
+        others = [
+            f"{key.replace('_', ' ')} {value}" for key, value in self.method_setting if key != "dropout_rate"
+        ]
+        title = method_title(self.method, rate)
+        return f"{title}, {', '.join(others)}" if others else title
+
+    def cells(self, domains: Sequence[str], spread: str, which: str = "test") -> list[Cell]:
+        """Per held-out domain, then the average over domains taken per seed (seeds that finished every domain)."""
+        values = self.test if which == "test" else self.validation
+        cells = [summarize(list(values.get(domain, {}).values()), spread) for domain in domains]
+        seeds = set.intersection(*(set(values.get(d, {})) for d in domains)) if domains else set()
+        averages = [mean_domain_accuracy(values[d][seed] for d in domains) for seed in sorted(seeds, key=str)]
+        return [*cells, summarize(averages, spread)]
+
+
+@dataclass
+class SweepResults:
+    """What `collect` found: the rows, the selections behind them, and the sweep's wall time."""
+
+    sweep: Sweep
+    domains: list[str]
+    rows: list[Row]
+    selected: list[Selected]
+    selection: str
+    finished: int
+    jobs: int
+    wall_time_runs: float
+    wall_time_combinations: float
+
+    def table(self, spread: str = "std") -> str:
+        """Held-out accuracy (%) per method: per held-out domain and averaged, mean ± spread (n = seeds)."""
+        header = ["method", *(f"held out {d}" for d in self.domains), "average"]
+        rows = [[row.title, *map(str, row.cells(self.domains, spread))] for row in self.rows]
+        return markdown_table(header, rows)
+
+    def validation_table(self, spread: str = "std") -> str:
+        """Mean training-domain validation accuracy (%) of the same selections, per held-out domain."""
+        header = ["method", *(f"held out {d}" for d in self.domains), "average"]
+        rows = [
+            [row.title, *map(str, row.cells(self.domains, spread, which="validation"))]
+            for row in self.rows
+            if row.validation
+        ]
+        return markdown_table(header, rows)
+
+    def selection_table(self) -> str:
+        """Which setting of the hyperparameters each selection picked, and at which step (empty: no hyperparameters)."""
+        if not self.sweep.hyperparameters:
+            return ""
+        by_row: dict[tuple, dict[str, list[str]]] = {}
+        for choice in sorted(self.selected, key=lambda c: c.seed):
+            picked = ", ".join(f"{k}={v}" for k, v in choice.hyperparameters)
+            cell = (
+                f"seed {choice.seed}: {picked} (step {choice.record.selected_step}, of {choice.candidates})"
+            )
+            by_row.setdefault((choice.method_setting, choice.method), {}).setdefault(
+                choice.domain, []
+            ).append(cell)
+        rows = []
+        for row in self.rows:
+            cells = by_row.get((row.method_setting, row.method))
+            if cells is not None:
+                rows.append([row.title, *("<br>".join(cells.get(d, [])) or "–" for d in self.domains)])
+        return markdown_table(["method", *(f"held out {d}" for d in self.domains)], rows)
+
+    def report(self, spread: str = "std") -> str:
+        """The tables with what they show, as Markdown."""
+        criterion = SELECTIONS[self.selection]
+        oracle = (
+            " **Oracle selection: the held-out domain chose the setting.**"
+            if self.selection == "oracle"
+            else ""
+        )
+        hyper = self.sweep.hyperparameters
+        selection = (
+            f"For each method, held-out domain and seed, the setting of {', '.join(hyper)} with the best {criterion} "
+            f"was selected (DomainBed); the table below the first says which.{oracle}"
+            if hyper
+            else ""
+        )
+        text = (
+            f"O.o.d. accuracy (%) of each method, per held-out domain and averaged over held-out domains: mean ± "
+            f"{SPREADS[spread]} over seeds, n = number of seeds (a combination of the seeds counts once). "
+            f"{selection}\n\n{self.table(spread)}\n\n"
+            f"{self.finished} of {self.jobs} runs finished; wall time of the runs {self.wall_time_runs / 3600:.2f} h, "
+            f"of the soups and run ensembles {self.wall_time_combinations / 3600:.2f} h.\n"
+        )
+        chosen = self.selection_table()
+        if chosen:
+            text += f"\nSettings selected ({criterion}):\n\n{chosen}\n"
+        return text
+
+    def write_csv(self, path: Path, spread: str = "std") -> None:
+        """The table's cells, one line per method and held-out domain (and `average`)."""
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["method", "held_out", "mean", spread, "n"])
+            for row in self.rows:
+                for domain, cell in zip([*self.domains, "average"], row.cells(self.domains, spread)):
+                    writer.writerow([row.title, domain, f"{cell.mean:.6f}", f"{cell.spread:.6f}", cell.n])
+
+
+def collect(sweep: Sweep, selection: str = "training_domain_validation") -> SweepResults:
+    """Reads every finished run of the sweep (and the combinations of its selected runs) into rows."""
+    jobs = sweep.jobs()
+    finished = [(job, results) for job in jobs if (results := job.results()) is not None]
+    selected = select_per_method(finished, selection)
+    rows: dict[tuple, Row] = {}
+
+    def row_of(method_setting: tuple, method: str) -> Row:
+        return rows.setdefault((method_setting, method), Row(method_setting, method, {}, {}))
+
+    for choice in selected:
+        row = row_of(choice.method_setting, choice.method)
+        for domain, accuracy in choice.record.test_accuracy.items():
+            row.test.setdefault(domain, {})[choice.seed] = accuracy
+        row.validation.setdefault(choice.domain, {})[choice.seed] = choice.record.mean_validation_accuracy
+    combinations = 0.0
+    if selection == "training_domain_validation":  # combinations are of the runs selected on validation
+        for combination in combination_plan(sweep, selected):
+            results = combination_results(combination.folder, combination.members)
+            if results is None:
+                continue
+            combinations += results.wall_time_s
+            for method, record in results.methods.items():
+                row = row_of(combination.method_setting, method)
+                for domain, accuracy in record.test_accuracy.items():
+                    row.test.setdefault(domain, {})[None] = accuracy
+    order = {key: values for key, values in sweep.grid.items()}
+
+    def rank(row: Row) -> tuple:
+        return (
+            *(order[k].index(v) if v in order.get(k, []) else 0 for k, v in row.method_setting),
+            method_order(row.method),
+        )
+
+    return SweepResults(
+        sweep=sweep,
+        domains=[str(d) for d in sweep.grid["test_domains"]],
+        rows=sorted(rows.values(), key=rank),
+        selected=selected,
+        selection=selection,
+        finished=len(finished),
+        jobs=len(jobs),
+        wall_time_runs=sum(results.wall_time_s for _, results in finished),
+        wall_time_combinations=combinations,
+    )
+
+
+def learning_curves(selected: Sequence[Selected], methods: Sequence[str] = ("live",)) -> dict[tuple, dict]:
+    """Mean training-domain validation and mean held-out accuracy against steps, per method setting and method:
+    each seed's curve averaged over held-out domains, then mean and std over seeds.
+
+    Returns:
+        `dict[tuple, dict]`: `(method_setting, method)` -> `{"steps": [...], "validation": (mean, std),
+        "test": (mean, std)}` (arrays of percentages), for the steps every selected run evaluated.
+    """
+    runs: dict[tuple, dict[int, list[dict[int, dict]]]] = {}
+    for choice in selected:
+        if choice.method not in methods:
+            continue
+        results = RunResults.load(choice.job.output_dir)
+        by_step = accuracies_by_step(results.history, choice.method)
+        runs.setdefault((choice.method_setting, choice.method), {}).setdefault(choice.seed, []).append(
+            by_step
+        )
+    curves = {}
+    for key, seeds in runs.items():
+        steps = sorted(
+            set.intersection(*(set(run) for runs_of_seed in seeds.values() for run in runs_of_seed))
+        )
+        per_seed = {"validation": [], "test": []}
+        for runs_of_seed in seeds.values():
+            for which, group in (("validation", "val"), ("test", "test")):
+                per_seed[which].append(
+                    [100 * np.mean([run[step][(group, None)] for run in runs_of_seed]) for step in steps]
+                )
+        curves[key] = {
+            "steps": steps,
+            **{
+                which: (np.mean(values, axis=0), np.std(values, axis=0, ddof=1) if len(values) > 1 else None)
+                for which, values in per_seed.items()
+            },
+        }
+    return curves
+
+
+def write_sweep_report(
+    results: SweepResults, spread: str = "std", report_path: Path | None = None, name: str = "sweep"
+) -> str:
+    """Writes `table.md`, `table.csv`, `accuracy.png` (average per method) and `curves.png` (learning curves of the
+    live models and their weight averages) into the sweep's output folder, and the report between the markers of
+    `name` in `report_path` if given. Returns the report."""
+    from .plots import plot_average_accuracy, plot_learning_curves
+
+    folder = results.sweep.output_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    text = results.report(spread)
+    (folder / "table.md").write_text(text)
+    results.write_csv(folder / "table.csv", spread)
+    if results.rows:
+        averages = [row.cells(results.domains, spread)[-1] for row in results.rows]
+        plot_average_accuracy([row.title for row in results.rows], averages, folder / "accuracy.png", spread)
+        curves = learning_curves(results.selected, methods=("live", "trajectory_wa"))
+        if curves:
+            title = (
+                f"{', '.join(results.domains)} held out in turn: mean over held-out domains, ± std over seeds"
+            )
+            plot_learning_curves(curves, folder / "curves.png", title)
+    if report_path is not None:
+        replace_between_markers(Path(report_path), text, name)
+    return text
+
+
+def table_markers(name: str) -> tuple[str, str]:
+    """The comments around a sweep's report in a Markdown page; `name` is the sweep file's stem, so one page can hold
+    the reports of several sweeps."""
+    return f"<!-- sweep-table:start {name} -->", f"<!-- sweep-table:end {name} -->"
+
+
+def replace_between_markers(path: Path, text: str, name: str) -> None:
+    """Puts `text` between the markers of sweep `name` in `path`, keeping the rest of the file."""
+    start, end = table_markers(name)
+    document = path.read_text()
+    if start not in document or end not in document:
+        raise ValueError(f"{path} needs the markers {start} and {end} around the table's place")
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}{end}{tail}")

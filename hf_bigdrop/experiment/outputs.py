@@ -1,0 +1,133 @@
+"""What an experiment leaves in its output folder, and what it does with an earlier run's.
+
+A finished run's folder holds its selected model (weights, code for `trust_remote_code`, image processor), its model
+card and, written last and atomically, `results.json`: the marker that the run finished. The resume policy:
+
+- a new run never mixes with an earlier one: a folder holding an earlier run (checkpoints or results) is refused
+  unless the run resumes it (`--resume_from_checkpoint`) or starts over (`--overwrite_output_dir`, which removes the
+  earlier run's checkpoints and outputs first);
+- a run that starts (or resumes) removes the finished marker first, so a run killed before its end never leaves a
+  folder that looks finished;
+- resuming "the latest" checkpoint takes the newest *complete* one (`hf_bigdrop.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..checkpoints import checkpoint_problem, last_complete_checkpoint
+from ..results import RESULTS_FILE, RunResults
+from .arguments import RunArguments, UsageError
+
+__all__ = [
+    "RESUME_LATEST",
+    "checkpoint_to_resume",
+    "earlier_run_files",
+    "is_finished",
+    "prepare_output_dir",
+    "write_atomically",
+]
+
+logger = logging.getLogger(__name__)
+
+# Values of --resume_from_checkpoint that mean "the newest complete checkpoint in output_dir".
+RESUME_LATEST = ("True", "true", "last")
+# What a finished run writes besides its checkpoints (removed by --overwrite_output_dir).
+_OUTPUT_FILES = (
+    RESULTS_FILE,
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "preprocessor_config.json",
+    "training_args.bin",
+    "configuration_bigdrop.py",
+    "modeling_bigdrop.py",
+    "pooling_bigdrop.py",
+)
+
+
+def is_finished(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds a finished run (its `results.json`, written last)."""
+    return (Path(folder) / RESULTS_FILE).is_file()
+
+
+def earlier_run_files(folder: str | os.PathLike) -> list[Path]:
+    """The checkpoints and outputs of an earlier run in `folder`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("checkpoint-*")) + [
+        folder / name for name in _OUTPUT_FILES if (folder / name).exists()
+    ]
+
+
+def checkpoint_to_resume(
+    output_dir: str | os.PathLike,
+    resume_from_checkpoint: str | None,
+    run_args: RunArguments,
+    *,
+    required_files: tuple[str, ...] = (),
+    missing_ok: bool = False,
+) -> str | None:
+    """The checkpoint a run resumes from (`None`: start afresh), by the policy of this module.
+
+    Args:
+        output_dir (`str | os.PathLike`): the run's folder.
+        resume_from_checkpoint (`str | None`): a checkpoint folder, a value of `RESUME_LATEST`, or `None`.
+        run_args (`RunArguments`): `overwrite_output_dir` allows starting over a folder with an earlier run.
+        required_files (`tuple[str, ...]`, *optional*): files every checkpoint of this run holds (the averaging
+            state), without which it is incomplete.
+        missing_ok (`bool`, *optional*, defaults to `False`): with `RESUME_LATEST` and no checkpoint, start afresh
+            (a leave-one-domain-out job that had not started when the run was killed).
+
+    Raises:
+        `UsageError`: resuming with no complete checkpoint, an explicit checkpoint that is incomplete or damaged,
+            or an earlier run in the folder with neither resuming nor `overwrite_output_dir`.
+    """
+    if resume_from_checkpoint in RESUME_LATEST:
+        latest = last_complete_checkpoint(output_dir, required_files)
+        if latest is None and not missing_ok:
+            raise UsageError(f"--resume_from_checkpoint: no complete checkpoint-* folder in {output_dir}")
+        return latest
+    if resume_from_checkpoint is not None:
+        problem = checkpoint_problem(resume_from_checkpoint, required_files)
+        if problem is not None:
+            raise UsageError(f"cannot resume from {resume_from_checkpoint}: {problem}")
+        return resume_from_checkpoint
+    earlier = earlier_run_files(output_dir)
+    if earlier and not run_args.overwrite_output_dir:
+        raise UsageError(
+            f"{output_dir} holds an earlier run ({earlier[0].name}, ...): pass --resume_from_checkpoint True to "
+            "continue it, --overwrite_output_dir to start over, or another output_dir"
+        )
+    return None
+
+
+def prepare_output_dir(output_dir: str | os.PathLike, checkpoint: str | None) -> None:
+    """Makes `output_dir` ready for a run that resumes from `checkpoint` (or starts afresh if `None`).
+
+    The finished marker goes first, always: until the run ends, the folder does not look finished. Starting afresh
+    also removes an earlier run's checkpoints and outputs (the caller has checked that it may).
+    """
+    folder = Path(output_dir)
+    (folder / RESULTS_FILE).unlink(missing_ok=True)
+    if checkpoint is None:
+        for path in earlier_run_files(folder):
+            logger.info("Removing %s of an earlier run (--overwrite_output_dir).", path)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def write_atomically(results: RunResults, folder: str | os.PathLike) -> Path:
+    """Writes `results.json` into `folder` all at once (a temporary file renamed into place): a reader sees the
+    whole file or none."""
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".results-") as scratch:
+        written = results.save(scratch)
+        target = folder / RESULTS_FILE
+        os.replace(written, target)
+    return target

@@ -1,0 +1,271 @@
+"""One o.o.d. experiment, from its arguments to a finished output folder: the stages wired together.
+
+`run_experiments` checks every argument first (`check_experiment_arguments`, the resume policy), then, per held-out
+domain set: loads the DomainBed splits (`load_splits`), builds the model around the pretrained backbone and a
+`BigDropTrainer` that evaluates every domain separately (`build_trainer`), trains (resuming if asked), turns what the
+trainer selected into a `RunResults` and writes the output folder (`write_run_outputs`: the selected model and its
+image processor, the model card, `results.json` last), then pushes it once to the Hub if asked.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import datasets
+import numpy as np
+from transformers import AutoImageProcessor, TrainerCallback, ViTImageProcessor
+from transformers.trainer_utils import set_seed
+
+from ..backbones import resolve_backbone_name
+from ..data import (
+    DomainCollator,
+    apply_transforms,
+    domain_ids,
+    domain_names,
+    get_dataset_info,
+    image_spec_from_processor,
+    load_domain_dataset,
+)
+from ..evaluation import per_domain_eval_sets
+from ..metrics import make_compute_metrics
+from ..modelcard import write_model_card
+from ..modeling_bigdrop import BigDropForImageClassification
+from ..results import RunResults
+from ..training import BigDropTrainer, checkpoint_files
+from ..training_args import BigDropTrainingArguments
+from .arguments import DataArguments, ExperimentArguments
+from .checks import check_experiment_arguments
+from .outputs import RESUME_LATEST, checkpoint_to_resume, is_finished, prepare_output_dir, write_atomically
+
+__all__ = [
+    "build_trainer",
+    "held_out_domain_sets",
+    "inference_processor",
+    "load_splits",
+    "run_experiment",
+    "run_experiments",
+    "training_image_size",
+    "write_run_outputs",
+]
+
+logger = logging.getLogger(__name__)
+
+# Seconds the run had spent before the checkpoint was written (a resumed run adds them to its own).
+WALL_TIME_FILE = "wall_time.json"
+
+
+def load_splits(data: DataArguments, seed: int) -> datasets.DatasetDict:
+    """The DomainBed splits of `data.dataset` (train / validation / test, maybe test_validation)."""
+    return load_domain_dataset(
+        data.dataset,
+        test_domains=data.test_domains,
+        holdout_fraction=data.holdout_fraction,
+        test_holdout_fraction=data.test_holdout_fraction,
+        seed=seed,
+        data_dir=data.data_dir,
+        domain_column=data.domain_column,
+        max_per_domain=data.max_per_domain,
+    )
+
+
+def training_image_size(data: DataArguments) -> int | None:
+    """The input size: `data.image_size`, else the registered size of an embedded benchmark (trained at the size it
+    is stored at, not upsampled to 224 px), else `None` (the backbone processor's)."""
+    info = get_dataset_info(data.dataset)
+    return data.image_size or (info.default_image_size if info is not None else None)
+
+
+def inference_processor(image_processor, image_size: int | None) -> ViTImageProcessor:
+    """A standard image processor that reproduces the evaluation transform (resize, normalise): saved with the model,
+    it makes `pipeline("image-classification", model=output_dir)` see images exactly as evaluation did."""
+    spec = image_spec_from_processor(image_processor, image_size)
+    return ViTImageProcessor(
+        size={"height": spec.size[0], "width": spec.size[1]},
+        image_mean=list(spec.mean),
+        image_std=list(spec.std),
+    )
+
+
+def build_trainer(
+    model: BigDropForImageClassification,
+    splits: datasets.DatasetDict,
+    image_processor,
+    data: DataArguments,
+    training_args: BigDropTrainingArguments,
+) -> BigDropTrainer:
+    """A `BigDropTrainer` on the training split, evaluating every domain separately (`per_domain_eval_sets`)."""
+    image_size = training_image_size(data)
+    transforms = {"recipe": data.augmentation, "image_size": image_size}
+    eval_sets = {
+        name: apply_transforms(dataset, image_processor, train=False, **transforms)
+        for name, dataset in per_domain_eval_sets(splits).items()
+    }
+    return BigDropTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=apply_transforms(splits["train"], image_processor, train=True, **transforms),
+        eval_dataset=eval_sets,
+        data_collator=DomainCollator(),
+        compute_metrics=make_compute_metrics(),
+        processing_class=inference_processor(image_processor, image_size),
+    )
+
+
+class _WallClock(TrainerCallback):
+    """Writes into every checkpoint how long the run has taken so far, so that a resumed run reports the whole."""
+
+    def __init__(self, start: float, before: float):
+        self.start, self.before = start, before
+
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.start
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if args.should_save and folder.is_dir():
+            (folder / WALL_TIME_FILE).write_text(json.dumps({"seconds": self.elapsed()}))
+
+
+def _seconds_before(checkpoint: str | None) -> float:
+    path = Path(checkpoint) / WALL_TIME_FILE if checkpoint else None
+    if path is None or not path.is_file():
+        return 0.0
+    try:
+        return float(json.loads(path.read_text())["seconds"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def run_experiment(arguments: ExperimentArguments, *, checkpoint: str | None = None) -> RunResults:
+    """Trains one model with `arguments.data.test_domains` held out and writes its output folder.
+
+    Args:
+        arguments (`ExperimentArguments`): checked arguments (`check_experiment_arguments`).
+        checkpoint (`str | None`, *optional*): the checkpoint to resume from (`checkpoint_to_resume`).
+    """
+    start = time.time()
+    training = arguments.training
+    set_seed(training.seed)
+    if training.should_save:
+        prepare_output_dir(training.output_dir, checkpoint)
+    with training.main_process_first(desc="preparing data and backbone"):
+        splits = load_splits(arguments.data, training.seed)
+        backbone_path = resolve_backbone_name(arguments.model.backbone)
+        image_processor = AutoImageProcessor.from_pretrained(backbone_path)
+    class_names = splits["train"].features["label"].names
+    train_domains, test_domains = _domains_in(splits["train"]), _domains_in(splits["test"])
+    logger.info("training domains %s, held out %s, %d classes", train_domains, test_domains, len(class_names))
+
+    model = BigDropForImageClassification.from_backbone(
+        backbone_path,
+        num_labels=len(class_names),
+        id2label=dict(enumerate(class_names)),
+        backbone_name_or_path=arguments.model.backbone,
+        **arguments.model.config_kwargs(),
+    )
+    trainer = build_trainer(model, splits, image_processor, arguments.data, training)
+    clock = _WallClock(start, _seconds_before(checkpoint))
+    trainer.add_callback(clock)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if not trainer.select_models():  # never evaluated during training (eval_strategy "no"): the last model
+        trainer.evaluate()
+    results = RunResults.from_trainer(
+        trainer,
+        dataset=arguments.data.dataset,
+        backbone=arguments.model.backbone,
+        train_domains=train_domains,
+        test_domains=test_domains,
+        arguments=arguments.as_dict(),
+        wall_time_s=clock.elapsed(),
+    )
+    write_run_outputs(trainer, results)
+    return results
+
+
+def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
+    """Writes the selected model (with its code and image processor) and the model card, then `results.json` last
+    (atomically: the finished marker); with `push_to_hub`, then pushes the folder once."""
+    args = trainer.args
+    # `_internal_call`: the Trainer pushes on a user's `save_model`; the push comes once, below, after the card.
+    trainer.save_model(args.output_dir, _internal_call=True)
+    if trainer.is_world_process_zero():
+        write_model_card(results, args.output_dir, model_id=args.hub_model_id)
+        write_atomically(results, args.output_dir)
+    if args.push_to_hub:  # the card written above is kept (BigDropTrainer.create_model_card)
+        held_out = ", ".join(results.test_domains)
+        trainer.push_to_hub(commit_message=f"hf_bigdrop: {results.dataset}, held out {held_out}")
+
+
+def held_out_domain_sets(arguments: ExperimentArguments) -> list[list[str]]:
+    """The held-out domain set of each run: `test_domains`, or with `all` each domain in turn."""
+    data = arguments.data
+    if not data.leave_one_domain_out:
+        return [list(data.test_domains)]
+    info = get_dataset_info(data.dataset) if data.data_dir is None else None
+    if info is not None:
+        return [[domain.name] for domain in info.domains]
+    with arguments.training.main_process_first():
+        probe = load_domain_dataset(
+            data.dataset, test_domains=[], data_dir=data.data_dir, domain_column=data.domain_column
+        )
+    return [[domain] for domain in domain_names(probe["train"])]
+
+
+def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
+    """Checks the arguments, then runs one experiment, or one per held-out domain with `test_domains` = `all` (each
+    in a sub-folder of `output_dir` named after it, and its own Hub repository).
+
+    Raises:
+        `UsageError`: a bad argument, found before any data or model is loaded.
+    """
+    check_experiment_arguments(arguments)
+    training = arguments.training
+    required = tuple(checkpoint_files(training))
+    if not arguments.data.leave_one_domain_out:
+        checkpoint = checkpoint_to_resume(
+            training.output_dir, training.resume_from_checkpoint, arguments.run, required_files=required
+        )
+        return [run_experiment(arguments, checkpoint=checkpoint)]
+
+    resuming = training.resume_from_checkpoint in RESUME_LATEST
+    jobs = []
+    for domains in held_out_domain_sets(arguments):
+        folder = os.path.join(training.output_dir, domains[0])
+        hub_id = f"{training.hub_model_id or Path(training.output_dir).name}-{domains[0]}"
+        job_training = copy.copy(
+            training
+        )  # not `replace`: TrainingArguments must not run __post_init__ twice
+        job_training.output_dir, job_training.hub_model_id = folder, hub_id if training.push_to_hub else None
+        job = replace(arguments, data=replace(arguments.data, test_domains=domains), training=job_training)
+        if resuming and is_finished(folder):
+            jobs.append((job, None, True))
+            continue
+        checkpoint = checkpoint_to_resume(
+            folder,
+            training.resume_from_checkpoint,
+            arguments.run,
+            required_files=required,
+            missing_ok=resuming,
+        )
+        jobs.append((job, checkpoint, False))
+    runs = []
+    for job, checkpoint, finished in jobs:
+        if finished:
+            logger.info(
+                "held-out %s finished before the run stopped: keeping its results", job.data.test_domains
+            )
+            runs.append(RunResults.load(job.training.output_dir))
+        else:
+            runs.append(run_experiment(job, checkpoint=checkpoint))
+    return runs
+
+
+def _domains_in(split: datasets.Dataset) -> list[str]:
+    names = domain_names(split)
+    return sorted(names[i] for i in np.unique(domain_ids(split)))

@@ -1,0 +1,364 @@
+"""A sweep: a grid of experiments (held-out domains x methods x hyperparameters x seeds), checked whole before the
+first job, and launched here (`--jobs N` at once), under Slurm, or by any scheduler from the printed commands.
+
+The sweep file (YAML):
+
+    config: examples/configs/digits.yaml     # the recipe every job starts from
+    output_dir: runs/sweep_digits
+    arguments: {max_steps: 800}             # optional: fixed overrides of the recipe
+    grid:                                   # every combination is one job
+      test_domains: [mnist, mnist_m, optdigits, typeface]
+      dropout_rate: [0.0, 0.9]
+      learning_rate: [0.0001, 0.0003]       # a hyperparameter: selected per method (hf_bigdrop.experiment.collect)
+      seed: [0, 1, 2]
+    method_keys: [dropout_rate]             # optional: the grid keys that tell methods apart (default)
+    combine: true                           # soups and run ensemble of the seeds of each method's selected runs
+    slurm: {timeout_min: 60, gpus_per_node: 1}   # optional: submitit parameters
+
+Grid keys other than `test_domains`, `seed` and the `method_keys` are hyperparameters: the collection picks, for each
+method, held-out domain and seed, the setting with the best training-domain validation accuracy (DomainBed).
+
+Each job runs `python -m hf_bigdrop.experiment run <config> --<key> <value> ...` in
+`<output_dir>/<held-out>/<setting>/seed<seed>`. A job is finished when its `results.json` exists *and* records the
+job's own values; a killed job resumes from its newest complete checkpoint; any other job (re)starts afresh.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ..checkpoints import last_complete_checkpoint
+from ..results import RESULTS_FILE, RunResults
+from ..training_args import BigDropTrainingArguments
+from .arguments import (
+    DataArguments,
+    ModelArguments,
+    RunArguments,
+    UsageError,
+    parse_experiment_arguments,
+    read_recipe,
+)
+from .checks import check_experiment_arguments
+
+__all__ = ["LAUNCHERS", "Job", "Sweep", "launch", "launch_local", "launch_slurm"]
+
+LAUNCHERS = ("local", "slurm")
+SWEEP_KEYS = ("config", "output_dir", "grid", "arguments", "method_keys", "combine", "slurm")
+# Grid keys that are the table's axes, never hyperparameters.
+AXES = ("test_domains", "seed")
+# Arguments that the sweep sets for each job.
+_SWEEP_OWNED = ("output_dir", "resume_from_checkpoint", "overwrite_output_dir")
+
+
+@dataclass
+class Sweep:
+    """A parsed and checked sweep file (see the module docstring)."""
+
+    config: Path
+    output_dir: Path
+    grid: dict[str, list]
+    arguments: dict = field(default_factory=dict)
+    method_keys: tuple[str, ...] = ("dropout_rate",)
+    combine: bool = True
+    slurm: dict = field(default_factory=dict)
+
+    @property
+    def hyperparameters(self) -> list[str]:
+        """The grid keys selected over per method (neither an axis nor a method key)."""
+        return [key for key in self.grid if key not in (*AXES, *self.method_keys)]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Sweep:
+        """Reads a sweep file and checks its shape (not yet its jobs: see `check`).
+
+        Raises:
+            `UsageError`: the first problem, in one line naming the file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"sweep file {str(path)!r} is not a file")
+        try:
+            values = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise UsageError(
+                f"sweep file {str(path)!r} is not valid YAML: {' '.join(str(error).split())}"
+            ) from None
+        if not isinstance(values, dict):
+            raise UsageError(f"sweep file {str(path)!r} must hold a mapping ({', '.join(SWEEP_KEYS)})")
+        unknown = sorted(set(values) - set(SWEEP_KEYS))
+        if unknown:
+            raise UsageError(f"unknown key(s) {unknown} in {path}; valid: {', '.join(SWEEP_KEYS)}")
+        for required in ("config", "output_dir", "grid"):
+            if required not in values:
+                raise UsageError(f"{path} needs {required!r}")
+        for key, kind in (("grid", dict), ("arguments", dict), ("slurm", dict), ("method_keys", list)):
+            if values.get(key) is not None and not isinstance(values[key], kind):
+                raise UsageError(f"{key!r} in {path} must be a {'mapping' if kind is dict else 'list'}")
+        grid = {key: value if isinstance(value, list) else [value] for key, value in values["grid"].items()}
+        for key in AXES:
+            if not grid.get(key):
+                raise UsageError(
+                    f"the grid of {path} needs {key!r} (held-out domains and seeds are the table's axes)"
+                )
+        for key, choices in grid.items():
+            if not choices:
+                raise UsageError(f"grid key {key!r} in {path} has no values")
+            if len(set(map(json.dumps, choices))) < len(choices):
+                raise UsageError(f"grid key {key!r} in {path} repeats a value: {choices}")
+        arguments = values.get("arguments") or {}
+        for key in _SWEEP_OWNED:
+            if key in grid or key in arguments:
+                raise UsageError(f"{key!r} is the sweep's to set, not the grid's or the arguments'")
+        overlap = sorted(set(grid) & set(arguments))
+        if overlap:
+            raise UsageError(f"{overlap} in both 'grid' and 'arguments' of {path}: give each in one place")
+        method_keys = tuple(values.get("method_keys") or ("dropout_rate",))
+        if "test_domains" in method_keys or "seed" in method_keys:
+            raise UsageError("method_keys cannot hold test_domains or seed (the table's axes)")
+        return cls(
+            config=Path(values["config"]),
+            output_dir=Path(values["output_dir"]),
+            grid=grid,
+            arguments=arguments,
+            method_keys=method_keys,
+            combine=bool(values.get("combine", True)),
+            slurm=values.get("slurm") or {},
+        )
+
+    def jobs(self) -> list[Job]:
+        """Every job of the grid, in a stable order (held-out domain, setting in grid order, seed)."""
+        others = {key: values for key, values in self.grid.items() if key not in AXES}
+        jobs = []
+        for domain in self.grid["test_domains"]:
+            for combination in itertools.product(*others.values()):
+                setting = dict(zip(others, combination))
+                for seed in self.grid["seed"]:
+                    folder = self.output_dir / str(domain) / setting_name(setting) / f"seed{seed}"
+                    jobs.append(Job(self, str(domain), setting, int(seed), folder))
+        return jobs
+
+    def check(self) -> list[Job]:
+        """Checks every job's arguments (recipe, grid values, domains, backbone) before the first job runs.
+
+        Returns:
+            `list[Job]`: the jobs.
+
+        Raises:
+            `UsageError`: the first bad job, named by its folder.
+        """
+        read_recipe(self.config)  # a missing or invalid recipe is named once, not once per job
+        known = {
+            item.name
+            for group in (ModelArguments, DataArguments, BigDropTrainingArguments, RunArguments)
+            for item in fields(group)
+        }
+        unknown = sorted((set(self.grid) | set(self.arguments) | set(self.method_keys)) - known)
+        if unknown:
+            raise UsageError(f"unknown argument(s) {unknown} in the sweep's grid, arguments or method_keys")
+        jobs = self.jobs()
+        for job in jobs:
+            try:
+                check_experiment_arguments(parse_experiment_arguments(job.argv(resume=False)))
+            except UsageError as error:
+                raise UsageError(f"job {job.output_dir}: {error}") from None
+        return jobs
+
+
+def setting_name(setting: dict) -> str:
+    """A folder name for a setting, e.g. `dropout_rate=0.9,learning_rate=0.0001`."""
+    return ",".join(f"{key}={value}" for key, value in setting.items()) or "default"
+
+
+def _same(recorded: object, wanted: object) -> bool:
+    if isinstance(wanted, float) or isinstance(recorded, float):
+        try:
+            return math.isclose(float(recorded), float(wanted), rel_tol=1e-9, abs_tol=0.0)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(recorded, list) and not isinstance(wanted, list):
+        return [str(v) for v in recorded] == [str(wanted)]
+    if isinstance(recorded, list):
+        return [str(v) for v in recorded] == [str(v) for v in wanted]
+    return str(recorded) == str(wanted)
+
+
+@dataclass
+class Job:
+    """One experiment of a sweep: a held-out domain, a setting (the other grid values) and a seed."""
+
+    sweep: Sweep
+    test_domain: str
+    setting: dict
+    seed: int
+    output_dir: Path
+
+    def values(self) -> dict:
+        """Every argument the job sets on top of the recipe."""
+        return {**self.sweep.arguments, **self.setting, "test_domains": self.test_domain, "seed": self.seed}
+
+    def results(self) -> RunResults | None:
+        """The job's results if it finished with its own values; `None` if it has not finished, or if the folder holds
+        another setting's results (which the job then overwrites)."""
+        if not (self.output_dir / RESULTS_FILE).is_file():
+            return None
+        try:
+            results = RunResults.load(self.output_dir)
+        except ValueError:
+            return None  # a damaged results.json: the job runs again
+        recorded = {
+            k: v for group in results.arguments.values() if isinstance(group, dict) for k, v in group.items()
+        }
+        if all(key in recorded and _same(recorded[key], value) for key, value in self.values().items()):
+            return results
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return self.results() is not None
+
+    def argv(self, resume: bool | None = None) -> list[str]:
+        """The experiment's command line: the recipe, the job's values, its folder, and how to treat the folder.
+
+        Args:
+            resume (`bool | None`, *optional*): resume from the newest complete checkpoint; default: when there is
+                one. Otherwise the job starts over (`--overwrite_output_dir`).
+        """
+        flags = [str(self.sweep.config)]
+        for key, value in self.values().items():
+            items = value if isinstance(value, list) else [value]
+            flags += [f"--{key}", *(json.dumps(v) if isinstance(v, dict) else str(v) for v in items)]
+        flags += ["--output_dir", str(self.output_dir)]
+        if resume is None:
+            resume = last_complete_checkpoint(self.output_dir) is not None
+        flags += ["--resume_from_checkpoint", "True"] if resume else ["--overwrite_output_dir", "True"]
+        return flags
+
+    def command(self, accelerate: bool = False) -> list[str]:
+        """The job's whole command: `python -m hf_bigdrop.experiment run ...` (or `accelerate launch -m ...`)."""
+        launcher = ["accelerate", "launch", "-m"] if accelerate else [sys.executable, "-m"]
+        return [*launcher, "hf_bigdrop.experiment", "run", *self.argv()]
+
+
+@dataclass
+class Task:
+    """A command to run, with where its output goes and what it is, for the launchers."""
+
+    command: list[str]
+    log: Path
+    name: str
+
+
+def _slot_environment(slot: int, jobs: int) -> dict[str, str]:
+    """The environment of the `slot`-th of `jobs` concurrent jobs: its share of the CPU cores, and its GPU."""
+    environment = dict(os.environ)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    environment.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    gpus = _visible_gpus()
+    if gpus:
+        environment["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    return environment
+
+
+def _visible_gpus() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [gpu for gpu in visible.split(",") if gpu.strip()]
+    try:
+        import torch
+
+        return [str(index) for index in range(torch.cuda.device_count())]
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return []
+
+
+def launch_local(tasks: Sequence[Task], jobs: int = 1, poll_seconds: float = 1.0) -> list[Task]:
+    """Runs tasks, `jobs` at a time: on GPUs one slot per GPU in turn (several per GPU when `jobs` is larger), on
+    CPUs the cores split between the slots (`OMP_NUM_THREADS`). Each task's output goes to its log file.
+
+    Returns:
+        `list[Task]`: the tasks that failed.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
+    pending, running, failed = list(tasks), {}, []
+    free = list(range(jobs))
+    total = len(pending)
+    done = 0
+    while pending or running:
+        while pending and free:
+            task, slot = pending.pop(0), free.pop(0)
+            task.log.parent.mkdir(parents=True, exist_ok=True)
+            handle = task.log.open("w")
+            process = subprocess.Popen(
+                task.command, stdout=handle, stderr=subprocess.STDOUT, env=_slot_environment(slot, jobs)
+            )
+            running[process] = (task, slot, handle, time.time())
+            print(f"[{done + len(running)}/{total} started] {task.name} (log: {task.log})", flush=True)
+        time.sleep(poll_seconds if running else 0)
+        for process in [p for p in running if p.poll() is not None]:
+            task, slot, handle, started = running.pop(process)
+            handle.close()
+            free.append(slot)
+            done += 1
+            status = "finished" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
+            print(
+                f"[{done}/{total} done] {task.name} {status} in {(time.time() - started) / 60:.1f} min",
+                flush=True,
+            )
+            if process.returncode != 0:
+                failed.append(task)
+    return failed
+
+
+def launch_slurm(
+    tasks: Sequence[Task], folder: Path, parameters: dict, cluster: str | None = None
+) -> list[Task]:
+    """Submits one Slurm job per task through submitit (`pip install hf-bigdrop[slurm]`), waits, returns failures."""
+    try:
+        import submitit
+    except ImportError as error:
+        raise UsageError("--launcher slurm needs submitit: pip install 'hf-bigdrop[slurm]'") from error
+    executor = submitit.AutoExecutor(folder=str(folder / "slurm_logs"), cluster=cluster)
+    executor.update_parameters(**parameters)
+    submitted = [(executor.submit(submitit.helpers.CommandFunction(task.command)), task) for task in tasks]
+    failed = []
+    for job, task in submitted:
+        try:
+            job.result()
+        except Exception as error:  # noqa: BLE001 - every failure is reported, the sweep goes on
+            print(f"job {job.job_id} ({task.name}) failed: {error}", file=sys.stderr)
+            failed.append(task)
+    return failed
+
+
+def job_tasks(jobs: Sequence[Job], accelerate: bool = False) -> list[Task]:
+    """The tasks of the jobs that have not finished."""
+    return [
+        Task(
+            job.command(accelerate),
+            job.output_dir.with_name(job.output_dir.name + ".log"),
+            str(job.output_dir),
+        )
+        for job in jobs
+        if not job.finished
+    ]
+
+
+def launch(tasks: Sequence[Task], sweep: Sweep, launcher: str = "local", jobs: int = 1) -> list[Task]:
+    """Runs tasks with a launcher of `LAUNCHERS`; returns the failed ones."""
+    if launcher == "slurm":
+        return launch_slurm(tasks, sweep.output_dir, sweep.slurm)
+    if launcher != "local":
+        raise UsageError(f"unknown launcher {launcher!r}; choose one of {list(LAUNCHERS)}")
+    return launch_local(tasks, jobs)

@@ -1,0 +1,179 @@
+"""Every bad argument of an experiment is refused before any data or model is loaded: one line naming the value (and
+the valid choices), exit status 2, nothing left that looks finished. Errors after that keep their traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, RUNNER, tiny_flags
+
+from hf_bigdrop.experiment import parse_experiment_arguments, runner
+from hf_bigdrop.experiment.cli import main as cli
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Makes loading data or a model fail the test: a usage error must come before either."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("data or a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(runner, "load_domain_dataset", refuse)
+    monkeypatch.setattr(runner.BigDropForImageClassification, "from_backbone", refuse)
+
+
+def _refused(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_code:
+        cli(argv, command="run")
+    assert exit_code.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hf-bigdrop run: error: "), lines
+    return lines[0]
+
+
+BAD_FLAGS = [
+    (["--backbone", "/no/such/folder"], r"'/no/such/folder' is not a local folder"),
+    (
+        ["--backbone", "nobody/no-such-model"],
+        r"'nobody/no-such-model' is not in the Hugging Face cache.*OFFLINE",
+    ),
+    (["--dataset", "no-such-dataset"], r"unknown dataset 'no-such-dataset'.*digits, styles, emoji"),
+    (["--test_domains", "svhn"], r"unknown domain 'svhn'.*'mnist_m'"),
+    (["--test_domains", "all", "mnist"], r"'all' holds each domain out in turn: give it alone"),
+    (["--dropout_rate", "1.5"], r"dropout_rate.*\[0, 1\)"),
+    (["--pooling", "average"], r"--pooling.*invalid choice: 'average'"),
+    (["--classifier_init", "ones"], r"--classifier_init.*invalid choice: 'ones' \(choose from 'zeros'"),
+    (["--classifier_lr_multiplier", "nan"], r"--classifier_lr_multiplier must be a finite number, got nan"),
+    (["--learning_rate", "inf"], r"--learning_rate must be a finite number, got inf"),
+    (["--max_steps", "4.5"], r"--max_steps.*invalid int value: '4.5'"),
+    (["--image_size", "0"], r"--image_size must be a positive number of pixels, got 0"),
+    (["--holdout_fraction", "0"], r"--holdout_fraction 0 leaves no validation split"),
+    (["--holdout_fraction", "1.2"], r"--holdout_fraction must be in \[0, 1\), got 1.2"),
+    (["--max_per_domain", "0"], r"--max_per_domain must be a positive integer, got 0"),
+    (["--augmentation", "fancy"], r"unknown --augmentation 'fancy'; choose one of \['domainbed', 'none'\]"),
+    (["--data_dir", "/tmp"], r"--data_dir '/tmp' does not apply to 'digits'"),
+    (["--weight_averaging_start_step", "100"], r"--weight_averaging_start_step 100 is beyond --max_steps 6"),
+    (["--ensemble_start_step", "7"], r"--ensemble_start_step 7 is beyond --max_steps 6"),
+    (["--weight_averaging_device", "foo"], r"--weight_averaging_device 'foo' is not a device"),
+    (["--fp16", "True"], r"--fp16 needs a CUDA GPU; on CPU use --bf16"),
+    (["--fp16_full_eval", "True"], r"--fp16_full_eval needs a CUDA GPU"),
+    (["--fp16", "True", "--bf16", "True"], r"fp16 and bf16 are both set: choose one"),
+    (
+        ["--oracle_selection", "True"],
+        r"--oracle_selection selects on a validation part.*--test_holdout_fraction",
+    ),
+    (["--selection_strategy", "best"], r"--selection_strategy.*invalid choice: 'best'.*'last_step'"),
+    (["--lr_gamma", "2"], r"lr_gamma must be in \(0, 1\], got 2"),
+    (["--lr_milestones", "5", "3"], r"lr_milestones must be increasing positive steps"),
+    (["--per_domain_batch_size", "0"], r"per_domain_batch_size must be a positive integer, got 0"),
+    (
+        ["--resume_from_checkpoint", "/no/such/checkpoint"],
+        r"'/no/such/checkpoint' is not a checkpoint folder",
+    ),
+    (["--resume_from_checkpoint", "True"], r"no complete checkpoint-\* folder in"),
+    (["--push_to_hub", "True"], r"--push_to_hub cannot push with HF_HUB_OFFLINE=1"),
+    (["--metric_for_best_model", "test_accuracy"], r"selects on the reported o.o.d. accuracy itself"),
+    (["--learning_rat", "0.1"], r"not used by the HfArgumentParser: \['--learning_rat'\]"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_FLAGS, ids=[" ".join(flags) for flags, _ in BAD_FLAGS])
+def test_bad_flags_are_one_line_before_any_work(backbone, tmp_path, capsys, no_work, flags, message):
+    line = _refused(
+        [*tiny_flags(backbone, tmp_path / "run"), *flags], capsys
+    )  # the last occurrence of a flag wins
+    assert re.search(message, line), line
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+BAD_RECIPES = [
+    ("recipe.yaml", "dropout_rate: 0.5\ndropout_rate: 0.9\n", r"key 'dropout_rate' appears twice \(line 2\)"),
+    ("recipe.json", '{"dropout_rate": 0.5, "dropout_rate": 0.9}', r"key 'dropout_rate' appears twice"),
+    ("recipe.yaml", "", r"recipe '.*recipe.yaml' is empty"),
+    ("recipe.yaml", "# only a comment\n", r"is empty"),
+    ("recipe.yaml", "- dropout_rate: 0.5\n", r"must hold a mapping of argument names to values"),
+    ("recipe.yaml", "dropout_rate: [0.5\n", r"recipe '.*recipe.yaml' is not valid YAML"),
+    ("recipe.json", '{"dropout_rate": 0.5,}', r"recipe '.*recipe.json' is not valid JSON"),
+    ("recipe.yaml", "learning_rat: 0.1\n", r"unknown argument\(s\) \['learning_rat'\]"),
+    ("recipe.yaml", "max_steps: 4.5\n", r"--max_steps.*invalid int value: '4.5' \(in recipe"),
+    ("recipe.yaml", "dropout_rate: 1.5\n", r"dropout_rate.*\[0, 1\)"),
+    ("recipe.yaml", "pooling: average\n", r"--pooling.*invalid choice: 'average'"),
+    ("recipe.yaml", "classifier_lr_multiplier: .nan\n", r"must be a finite number, got nan"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD_RECIPES)
+def test_bad_recipes_are_one_line_before_any_work(
+    backbone, tmp_path, capsys, no_work, name, content, message
+):
+    recipe = tmp_path / name
+    recipe.write_text(content)
+    flags = tiny_flags(backbone, tmp_path / "run")
+    for key in ("--max_steps", "--dropout_rate"):  # the recipe's own value must be the one judged
+        if key in flags:
+            del flags[flags.index(key) : flags.index(key) + 2]
+    line = _refused([str(recipe), *flags], capsys)
+    assert re.search(message, line), line
+
+
+def test_the_recipe_comes_first(backbone, tmp_path, capsys, no_work):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("dropout_rate: 0.5\n")
+    line = _refused([*tiny_flags(backbone, tmp_path / "run"), str(recipe)], capsys)
+    assert "must be the first argument" in line
+
+
+def test_a_missing_recipe_is_named(tmp_path, capsys, no_work):
+    assert "recipe '" in _refused([str(tmp_path / "missing.yaml")], capsys)
+
+
+def test_an_output_folder_that_is_a_file(backbone, tmp_path, capsys, no_work):
+    (tmp_path / "run").write_text("not a folder")
+    assert "is a file, not a folder" in _refused(tiny_flags(backbone, tmp_path / "run"), capsys)
+
+
+def test_an_earlier_run_is_kept_unless_resumed_or_overwritten(backbone, tmp_path, capsys, no_work):
+    out = tmp_path / "run"
+    (out / "checkpoint-3").mkdir(parents=True)
+    line = _refused(tiny_flags(backbone, out), capsys)
+    assert "holds an earlier run (checkpoint-3, ...)" in line and "--overwrite_output_dir" in line
+    assert (out / "checkpoint-3").is_dir()
+    # A checkpoint named explicitly must be complete.
+    line = _refused(
+        [*tiny_flags(backbone, out), "--resume_from_checkpoint", str(out / "checkpoint-3")], capsys
+    )
+    assert "cannot resume from" in line and "trainer_state.json is missing" in line
+
+
+def test_test_domains_all_as_a_yaml_scalar_and_nulls(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("test_domains: all\nimage_size: null\nlr_milestones: []\n")
+    arguments = parse_experiment_arguments([str(recipe), "--output_dir", str(tmp_path)])
+    assert arguments.data.test_domains == ["all"] and arguments.data.leave_one_domain_out
+    assert arguments.data.image_size is None and arguments.training.lr_milestones == []
+
+
+def test_a_bug_during_training_keeps_its_traceback(backbone, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in a stage, not a usage error")
+
+    monkeypatch.setattr(runner, "build_trainer", broken)
+    with pytest.raises(KeyError, match="a bug in a stage"):
+        cli(tiny_flags(backbone, tmp_path / "run"), command="run")
+
+
+def test_from_the_command_line(backbone, tmp_path):
+    # The script as a user runs it: one line, exit status 2, no traceback.
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), *tiny_flags(backbone, tmp_path / "run"), "--test_domains", "svhn"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("hf-bigdrop run: error: unknown domain 'svhn'")

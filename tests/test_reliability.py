@@ -1,0 +1,129 @@
+"""No silent wrong result: a diverged run writes nothing that looks like a result, a damaged checkpoint is never
+resumed, a stale results.json never survives a new run, and a resumed run reports its whole wall time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from helpers import tiny_flags
+from transformers import TrainerCallback
+
+from hf_bigdrop.experiment import UsageError, parse_experiment_arguments, run_experiments
+from hf_bigdrop.experiment import runner as runner_module
+from hf_bigdrop.results import RunResults
+from hf_bigdrop.training import TrainingDivergedError
+
+
+def run(flags: list[str]) -> list[RunResults]:
+    return run_experiments(parse_experiment_arguments(flags))
+
+
+TRAJECTORY = ("--weight_averaging_start_step", "1", "--ensemble_start_step", "3", "--save_total_limit", "3")
+
+
+def test_a_diverged_run_stops_and_writes_no_result(backbone, tmp_path):
+    out = tmp_path / "run"
+    flags = tiny_flags(backbone, out, "--optim", "sgd", "--learning_rate", "1e12", "--max_grad_norm", "0")
+    with pytest.raises(
+        TrainingDivergedError, match=r"Training diverged at step \d+: the (loss|gradient norm) is"
+    ):
+        run(flags)
+    for name in ("results.json", "README.md", "model.safetensors"):
+        assert not (out / name).exists(), name
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(backbone, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reliability") / "a"
+    [results] = run(tiny_flags(backbone, out, *TRAJECTORY))
+    return results
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAfterFirstCheckpoint(TrainerCallback):
+    """A crash in the step after the first checkpoint (the process dies: no outputs)."""
+
+    saved = False
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saved = True
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.saved:
+            raise _Killed
+
+
+def _killed_run(backbone, out, monkeypatch) -> None:
+    """A new run in `out`, killed right after its checkpoint at step 3, as a crash would leave it."""
+
+    class KilledTrainer(runner_module.BigDropTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(_KillAfterFirstCheckpoint())
+
+    with monkeypatch.context() as patch, pytest.raises(_Killed):
+        patch.setattr(runner_module, "BigDropTrainer", KilledTrainer)
+        run(tiny_flags(backbone, out, *TRAJECTORY, "--overwrite_output_dir"))
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGES = {
+    "no trainer state": lambda c: (c / "trainer_state.json").unlink(),
+    "truncated model": lambda c: _truncate(c / "model.safetensors"),
+    "truncated optimizer": lambda c: _truncate(c / "optimizer.pt"),
+    "no weight average": lambda c: (c / "weight_average.safetensors").unlink(),
+    "no trajectory ensemble": lambda c: (c / "trajectory_ensemble.safetensors").unlink(),
+    "truncated weight average": lambda c: _truncate(c / "weight_average.safetensors"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
+    backbone, tmp_path, monkeypatch, caplog, uninterrupted, damage
+):
+    out = tmp_path / "b"
+    _killed_run(backbone, out, monkeypatch)
+    # The run went on to step 6 and was killed while writing that checkpoint: a damaged newest checkpoint.
+    shutil.copytree(out / "checkpoint-3", out / "checkpoint-6")
+    DAMAGES[damage](out / "checkpoint-6")
+    [resumed] = run(tiny_flags(backbone, out, *TRAJECTORY, "--resume_from_checkpoint", "True"))
+    assert "Not resuming from" in caplog.text and "checkpoint-6" in caplog.text
+    for method, record in uninterrupted.methods.items():  # resumed from step 3 exactly, every method alike
+        assert resumed.methods[method].test_accuracy == record.test_accuracy, method
+        assert resumed.methods[method].selected_step == record.selected_step, method
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_named_explicitly_is_refused_in_one_line(backbone, tmp_path, monkeypatch):
+    out = tmp_path / "b"
+    _killed_run(backbone, out, monkeypatch)
+    (out / "checkpoint-3" / "trajectory_ensemble.safetensors").unlink()
+    with pytest.raises(
+        UsageError, match=r"cannot resume from .*checkpoint-3: trajectory_ensemble.safetensors is missing"
+    ):
+        run(tiny_flags(backbone, out, *TRAJECTORY, "--resume_from_checkpoint", str(out / "checkpoint-3")))
+
+
+@pytest.mark.slow
+def test_a_new_run_removes_the_finished_marker_first_and_wall_time_adds_up(backbone, tmp_path, monkeypatch):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"stale": True}))
+    (out / "model.safetensors").write_text("an older run's model")
+    _killed_run(backbone, out, monkeypatch)  # a new run over the folder, killed: nothing looks finished
+    assert not (out / "results.json").exists() and not (out / "model.safetensors").exists()
+    seconds = json.loads((out / "checkpoint-3" / "wall_time.json").read_text())["seconds"]
+    assert seconds > 0
+    [resumed] = run(tiny_flags(backbone, out, *TRAJECTORY, "--resume_from_checkpoint", "True"))
+    assert resumed.wall_time_s > seconds
+    assert RunResults.load(out) == resumed
