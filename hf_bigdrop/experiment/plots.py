@@ -24,6 +24,16 @@ def _pyplot():
     return plt
 
 
+def _finish(plt, figure, axis, path: Path, title: str) -> None:
+    """Titles, grids and saves a one-axis figure."""
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def plot_average_accuracy(titles: list[str], cells: list, path: Path, spread: str) -> None:
     """Average held-out accuracy per method (horizontal bars) with error bars (`cells`: `collect.Cell`s)."""
     plt = _pyplot()
@@ -93,12 +103,7 @@ def plot_run_curves(runs: Mapping[str, RunResults], path: Path, title: str) -> N
             axis.axvline(results.selected_step, color=colour, alpha=0.25, linewidth=3)
     axis.set_xlabel("optimizer step (shaded: selected checkpoint)")
     axis.set_ylabel("accuracy (%)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _finish(plt, figure, axis, path, title)
 
 
 def plot_validation_curves(
@@ -124,9 +129,4 @@ def plot_validation_curves(
         axis.axvline(budget, color="black", linestyle=":", label=f"budget: {budget} steps")
     axis.set_xlabel("optimizer step (constant learning rate)")
     axis.set_ylabel("mean training-domain validation accuracy (%)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _finish(plt, figure, axis, path, title)
