@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.utils import logging
 
 from .configuration_bigdrop import BigDropConfig
 from .pooling_bigdrop import (
@@ -327,13 +328,20 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
         )
 
         pooling = resolve_pooling(config)
-        backbone, loading_info = AutoModel.from_pretrained(
-            source,
-            config=backbone_config,
-            output_loading_info=True,
-            **_backbone_init_kwargs(backbone_config, pooling),
-            **backbone_kwargs,
-        )
+        # The checkpoint's own head (e.g. timm's `classifier`) is dropped on purpose: transformers' load report would
+        # list it as UNEXPECTED on every run. Missing and mismatched weights are checked below, and raise.
+        load_logger = logging.get_logger("transformers.modeling_utils")
+        load_logger.addFilter(_drop_load_report)
+        try:
+            backbone, loading_info = AutoModel.from_pretrained(
+                source,
+                config=backbone_config,
+                output_loading_info=True,
+                **_backbone_init_kwargs(backbone_config, pooling),
+                **backbone_kwargs,
+            )
+        finally:
+            load_logger.removeFilter(_drop_load_report)
         not_loaded = sorted(set(loading_info.get("missing_keys", ())) | _mismatched(loading_info))
         if not_loaded:
             raise ValueError(
@@ -358,6 +366,11 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                 model._init_weights(module)
         model.name_or_path = str(name_or_path)
         return model
+
+
+def _drop_load_report(record) -> bool:
+    """A logging filter: keeps every record but transformers' state-dict load report."""
+    return "LOAD REPORT" not in record.getMessage()
 
 
 def _mismatched(loading_info: dict) -> set[str]:
