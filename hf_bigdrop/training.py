@@ -27,7 +27,7 @@ import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainingArguments
+from transformers import ProgressCallback, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 from .averaging import (
@@ -42,6 +42,7 @@ from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset,
 from .evaluation import summarize_domain_metrics
 from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
 from .optimization import classifier_parameter_groups, step_schedule
+from .progress import EvaluationProgressCallback
 from .selection import Selection, select_all
 from .training_args import BigDropTrainingArguments
 
@@ -77,6 +78,11 @@ class BigDropTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # One progress bar per evaluation, not one per evaluation set (and per method).
+        self.evaluation_progress: EvaluationProgressCallback | None = None
+        if self.pop_callback(ProgressCallback) is not None:
+            self.evaluation_progress = EvaluationProgressCallback()
+            self.add_callback(self.evaluation_progress)
         if self.args.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.weight_averaging: WeightAveragingCallback | None = None
@@ -294,6 +300,8 @@ class BigDropTrainer(Trainer):
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         self._nested_evaluation = True
         self._metric_key_prefix = metric_key_prefix
+        if self.evaluation_progress is not None:
+            self.evaluation_progress.begin_evaluation()
         try:
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
             averaging = self.weight_averaging
@@ -309,6 +317,8 @@ class BigDropTrainer(Trainer):
                     metrics.update(super().evaluate(eval_dataset, ignore_keys, average_prefix))
         finally:
             self._nested_evaluation = self._evaluating_average = False
+            if self.evaluation_progress is not None:
+                self.evaluation_progress.end_evaluation(self.state)
         summary = {}
         for method in METHOD_TAGS:
             summary.update(summarize_domain_metrics(metrics, method, metric_key_prefix))

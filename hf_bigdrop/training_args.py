@@ -144,6 +144,16 @@ class BigDropTrainingArguments(TrainingArguments):
         if self.metric_for_best_model is None and self.load_best_model_at_end:
             self.metric_for_best_model = metric_key(SELECTION_STRATEGIES[self.selection_strategy], prefix="")
             self.greater_is_better = True
+        if (
+            self.ddp_find_unused_parameters is None
+            and self.ddp_static_graph is None
+            and self.gradient_accumulation_steps == 1
+        ):
+            # Under DDP the graph is the same every step: DDP finds the parameters without a gradient (an unused
+            # pooler, say) once, in the first step, instead of searching the graph every step and warning when none
+            # is found. (A static graph does not support gradient accumulation: there transformers' default stays.)
+            self.ddp_find_unused_parameters = False
+            self.ddp_static_graph = True
         super().__post_init__()
         if self.classifier_lr_multiplier <= 0:
             raise ValueError(f"classifier_lr_multiplier must be > 0, got {self.classifier_lr_multiplier}.")

@@ -42,8 +42,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_two_cpu_processes(script_and_args: list[str], *, cwd: Path, timeout: int = 600) -> None:
-    """Runs `accelerate launch --multi_gpu --num_processes 2` on CPU (gloo) and fails with the launcher's output.
+def launch_two_cpu_processes(
+    script_and_args: list[str], *, cwd: Path, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Runs `accelerate launch --multi_gpu --num_processes 2` on CPU (gloo) and fails with the launcher's output;
+    returns the finished launch (its output, for tests that read it).
 
     The rendezvous port is picked free just before the launch; if another process takes it in between, the
     launch fails before training starts, so it is tried once more on a new port.
@@ -56,7 +59,7 @@ def launch_two_cpu_processes(script_and_args: list[str], *, cwd: Path, timeout: 
         command += ["--main_process_port", str(free_port()), *script_and_args]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
         if result.returncode == 0:
-            return
+            return result
         log = cwd / f"launch-{len(failures)}.log"
         log.write_text(result.stdout + "\n" + result.stderr)
         clues = [

@@ -218,3 +218,56 @@ def test_trainer_classes_are_public_names():
     assert hf_bigdrop.BigDropTrainingArguments is training.BigDropTrainingArguments
     with pytest.raises(AttributeError, match="no attribute 'NotAThing'"):
         hf_bigdrop.NotAThing  # noqa: B018
+
+
+def test_one_progress_bar_per_evaluation(tmp_path, monkeypatch):
+    import hf_bigdrop.progress as progress
+
+    bars = []
+
+    class RecordingBar(progress.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(progress, "tqdm", RecordingBar)
+    splits = datasets.DatasetDict(
+        train=colour_dataset({"art": 8, "photo": 8}, seed=0),
+        validation=colour_dataset({"art": 8, "photo": 12}, seed=1),
+        test=colour_dataset({"sketch": 10}, seed=2),
+    )
+    eval_sets = {
+        name: apply_transforms(ds, PROCESSOR, train=False)
+        for name, ds in per_domain_eval_sets(splits).items()
+    }
+    trainer = BigDropTrainer(
+        model=tiny_model(),
+        args=make_args(
+            tmp_path,
+            disable_tqdm=False,
+            per_device_eval_batch_size=4,
+            max_steps=2,
+            weight_averaging_start_step=1,
+        ),
+        train_dataset=apply_transforms(splits["train"], PROCESSOR, train=True),
+        eval_dataset=eval_sets,
+        data_collator=DomainCollator(),
+        compute_metrics=make_compute_metrics(),
+    )
+    batches = 2 + 3 + 3  # val_art (8 images), val_photo (12), test_sketch (10), 4 a batch
+    trainer.evaluate()  # before training: the live model only
+    assert [(bar.total, bar.n) for bar in bars] == [(batches, batches)]
+    trainer.train()
+    bars.clear()
+    trainer.evaluate()  # the live model and the weight average: one bar for both
+    assert [(bar.total, bar.n) for bar in bars[-1:]] == [(2 * batches, 2 * batches)]
+    assert len([bar for bar in bars if bar.total != trainer.state.max_steps]) == 1
+
+
+def test_ddp_defaults_to_a_static_graph_unless_gradients_accumulate(tmp_path):
+    args = make_args(tmp_path)
+    assert (args.ddp_find_unused_parameters, args.ddp_static_graph) == (False, True)
+    accumulating = make_args(tmp_path, gradient_accumulation_steps=2)  # a static graph cannot accumulate
+    assert (accumulating.ddp_find_unused_parameters, accumulating.ddp_static_graph) == (None, None)
+    chosen = make_args(tmp_path, ddp_find_unused_parameters=True)
+    assert (chosen.ddp_find_unused_parameters, chosen.ddp_static_graph) == (True, None)
