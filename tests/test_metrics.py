@@ -39,11 +39,40 @@ def test_evaluate_module_loaded_by_path(tmp_path):
     assert metric.compute(predictions=PREDICTIONS, references=REFERENCES, domains=DOMAINS) == pytest.approx(
         EXPECTED
     )
-    for p, r in zip(PREDICTIONS, REFERENCES):
-        metric.add(predictions=p, references=r)
+    # Without domains anywhere: the accuracy alone.
+    assert metric.compute(predictions=PREDICTIONS, references=REFERENCES) == {"accuracy": 5 / 8}
+
+
+def test_domains_are_a_feature_added_with_each_batch(tmp_path):
+    metric = load_per_domain_accuracy(experiment_id="batches", cache_dir=str(tmp_path))
+    whole = metric.compute(predictions=PREDICTIONS, references=REFERENCES, domains=DOMAINS)
+    # Two batches that split a domain (photo) between them give the result of one compute over all examples.
+    metric.add_batch(predictions=PREDICTIONS[:4], references=REFERENCES[:4], domains=DOMAINS[:4])
+    metric.add_batch(predictions=PREDICTIONS[4:], references=REFERENCES[4:], domains=DOMAINS[4:])
+    batched = metric.compute()
+    assert batched == whole == pytest.approx(EXPECTED)
+    # One example at a time, with integer domain ids named at compute.
     ids = [{"art": 0, "photo": 1, "sketch": 2}[d] for d in DOMAINS]
-    result = metric.compute(domains=ids, domain_names=["art", "photo", "sketch"])
-    assert result == pytest.approx(EXPECTED)
+    for p, r, d in zip(PREDICTIONS, REFERENCES, ids):
+        metric.add(prediction=p, reference=r, domains=d)
+    assert metric.compute(domain_names=["art", "photo", "sketch"]) == pytest.approx(EXPECTED)
+    # Plain accuracy over batches without domains.
+    metric.add_batch(predictions=PREDICTIONS, references=REFERENCES)
+    assert metric.compute() == {"accuracy": 5 / 8}
+
+
+def test_evaluate_module_refuses_domains_apart_from_their_predictions(tmp_path):
+    metric = load_per_domain_accuracy(experiment_id="apart", cache_dir=str(tmp_path))
+    metric.add_batch(predictions=PREDICTIONS[:4], references=REFERENCES[:4], domains=DOMAINS[:4])
+    with pytest.raises(ValueError, match="`domains` go with their predictions"):
+        metric.compute(domains=DOMAINS)
+    metric = load_per_domain_accuracy(experiment_id="mixed", cache_dir=str(tmp_path))
+    metric.add_batch(predictions=PREDICTIONS[:4], references=REFERENCES[:4])
+    with pytest.raises(ValueError, match="some batches came with `domains` and others without"):
+        metric.add_batch(predictions=PREDICTIONS[4:], references=REFERENCES[4:], domains=DOMAINS[4:])
+    metric = load_per_domain_accuracy(experiment_id="partial", cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="1 of 2 examples have no domain"):
+        metric.compute(predictions=[0, 1], references=[0, 1], domains=["art", None])
 
 
 def test_compute_metrics_plain_and_with_domain_ids():
