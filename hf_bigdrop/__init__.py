@@ -4,7 +4,7 @@ import importlib
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from .backbones import resolve_backbone_name
+from .backbones import backbone_preprocessing, resolve_backbone_name
 from .configuration_bigdrop import BigDropConfig
 from .modeling_bigdrop import BigDropForImageClassification, BigDropPreTrainedModel
 
@@ -19,6 +19,8 @@ BigDropForImageClassification.register_for_auto_class("AutoModelForImageClassifi
 
 # `from_backbone("embedded:efficientnet-lite0")` builds the offline checkpoint folder on first use.
 BigDropForImageClassification.backbone_resolver = staticmethod(resolve_backbone_name)
+# ... and records the backbone's evaluation preprocessing, which `save_pretrained` writes as an image processor.
+BigDropForImageClassification.preprocessing_reader = staticmethod(backbone_preprocessing)
 
 # The trainer imports `transformers.Trainer` (and with it accelerate): loaded on first use, as transformers does.
 _LAZY_ATTRIBUTES = {"BigDropTrainer": ".training", "BigDropTrainingArguments": ".training_args"}

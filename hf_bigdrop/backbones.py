@@ -164,6 +164,54 @@ def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
     return str(embedded_backbone_path(name)) if is_embedded_backbone(name) else name
 
 
+def backbone_preprocessing(
+    source: str | os.PathLike, backbone_config: object = None, **hub_kwargs
+) -> dict | None:
+    """The evaluation preprocessing of a backbone, in the format of `BigDropConfig.preprocessing`.
+
+    `import hf_bigdrop` makes `BigDropForImageClassification.from_backbone` record it with this function, so that
+    the model's `save_pretrained` writes an image processor that `pipeline` loads.
+
+    Args:
+        source (`str` or `os.PathLike`): The backbone's folder or Hub id (or embedded name).
+        backbone_config (`object`, *optional*): Its config: a timm backbone saved without an image processor (an
+            instance given to `from_backbone`) is read from its `pretrained_cfg`.
+        hub_kwargs: Passed to `AutoImageProcessor.from_pretrained` (`revision`, `cache_dir`, `token`, ...).
+
+    Returns:
+        `dict | None`: `{"size": ..., "image_mean": ..., "image_std": ...}` of the backbone's image processor (its
+        evaluation size, mean and std, read by `hf_bigdrop.data.image_spec_from_processor`), or `None` when neither
+        an image processor nor a timm config says.
+    """
+    # Imported here, not at import time: `hf_bigdrop.data` imports this module (through `hf_bigdrop.hub`).
+    from transformers import AutoImageProcessor
+
+    from .data.transforms import evaluation_preprocessing
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(resolve_backbone_name(source), **hub_kwargs)
+    except (OSError, ValueError):
+        pretrained_cfg = _timm_pretrained_cfg(backbone_config)
+        if not pretrained_cfg:
+            return None
+        processor = {"data_config": pretrained_cfg}  # what a TimmWrapperImageProcessor reads its size off
+    return evaluation_preprocessing(processor)
+
+
+def _timm_pretrained_cfg(backbone_config: object) -> dict | None:
+    """A timm backbone's pretrained config: its own (a Hub checkpoint's `config.json` holds it), else timm's default
+    for its architecture (what `timm.create_model` gives a config built in code); `None` for other backbones."""
+    if getattr(backbone_config, "model_type", None) != "timm_wrapper":
+        return None
+    own = getattr(backbone_config, "pretrained_cfg", None)
+    if own:
+        return dict(own)
+    from timm.models import get_pretrained_cfg
+
+    default = get_pretrained_cfg(backbone_config.architecture)
+    return default.to_dict() if default is not None else None
+
+
 def _get_spec(name: str) -> EmbeddedBackboneSpec:
     if name not in EMBEDDED_BACKBONES:
         known = ", ".join(repr(k) for k in sorted(EMBEDDED_BACKBONES))
@@ -325,6 +373,7 @@ __all__ = [
     "EMBEDDED_BACKBONES",
     "EMBEDDED_PREFIX",
     "EmbeddedBackboneSpec",
+    "backbone_preprocessing",
     "default_cache_root",
     "embedded_backbone_path",
     "is_embedded_backbone",

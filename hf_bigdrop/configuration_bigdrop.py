@@ -7,11 +7,19 @@ This file is exported next to the weights by `save_pretrained` so that the model
 
 from __future__ import annotations
 
+import os
+
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 POOLING_CHOICES = ("auto", "pooler", "cls", "mean", "cls_mean")
 CLASSIFIER_INIT_CHOICES = ("zeros", "normal", "kaiming_uniform")
+# The keys of `BigDropConfig.preprocessing`: arguments of `transformers.ViTImageProcessor`.
+PREPROCESSING_KEYS = ("size", "image_mean", "image_std")
+IMAGE_PROCESSOR_FILE = "preprocessor_config.json"
 
 
 class BigDropConfig(PretrainedConfig):
@@ -57,6 +65,14 @@ class BigDropConfig(PretrainedConfig):
         backbone_name_or_path (`str`, *optional*):
             Where the backbone weights came from (a Hub id, a local folder or an embedded name); recorded by
             [`BigDropForImageClassification.from_backbone`] for model cards.
+        preprocessing (`dict`, *optional*):
+            How the model's images are prepared for evaluation, as the arguments of a `ViTImageProcessor`:
+            `{"size": {"height": h, "width": w}, "image_mean": [...], "image_std": [...]}` (resize to `h x w`, scale
+            to `[0, 1]`, normalise). [`BigDropForImageClassification.from_backbone`] records the backbone's (with
+            `hf_bigdrop` imported), the experiment runner the size it trained at. `save_pretrained` writes it as
+            `preprocessor_config.json` when the folder holds no image processor, so that
+            `pipeline("image-classification", model=folder)` works after any save, whatever the backbone (timm
+            backbones included, whose own image processor the pipeline cannot load from a BigDrop folder).
         kwargs:
             The usual [`PretrainedConfig`] arguments: `num_labels`, `id2label`, `label2id`, `problem_type`, ...
 
@@ -82,6 +98,7 @@ class BigDropConfig(PretrainedConfig):
     classifier_init: str = "zeros"
     initializer_range: float = 0.02
     backbone_name_or_path: str | None = None
+    preprocessing: dict | None = None
 
     def __post_init__(self, **kwargs):
         # Checked before the parent builds the nested config, whose own errors would not name the argument.
@@ -122,6 +139,36 @@ class BigDropConfig(PretrainedConfig):
                 f"Unknown `classifier_init` {self.classifier_init!r}; valid choices are "
                 f"{list(CLASSIFIER_INIT_CHOICES)}."
             )
+        _check_preprocessing(self.preprocessing)
+
+    def build_image_processor(self):
+        """The `ViTImageProcessor` of `preprocessing` (the model's evaluation transform), or `None` if none is
+        recorded."""
+        if self.preprocessing is None:
+            return None
+        from transformers import ViTImageProcessor
+
+        return ViTImageProcessor(**self.preprocessing)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
+        """[`PretrainedConfig.save_pretrained`], and the image processor of `preprocessing` beside `config.json`
+        when the folder holds none (one saved by the user or the Trainer is kept).
+
+        The model's `save_pretrained` saves its config this way, before it uploads with `push_to_hub=True`: the
+        image processor is part of every saved or pushed model.
+        """
+        super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        if os.path.isfile(os.path.join(save_directory, IMAGE_PROCESSOR_FILE)):
+            return
+        processor = self.build_image_processor()
+        if processor is None:
+            logger.info(
+                "No `preprocessing` in this BigDrop config: no image processor saved in %s (save one beside the "
+                "model for `pipeline`).",
+                save_directory,
+            )
+            return
+        processor.save_pretrained(save_directory)
 
 
 def _check_backbone_config(backbone_config) -> None:
@@ -138,4 +185,40 @@ def _check_backbone_config(backbone_config) -> None:
         )
 
 
-__all__ = ["BigDropConfig", "CLASSIFIER_INIT_CHOICES", "POOLING_CHOICES"]
+def _check_preprocessing(preprocessing) -> None:
+    """`None`, or `{"size": {"height": h, "width": w}, "image_mean": [...], "image_std": [...]}`."""
+    if preprocessing is None:
+        return
+    expected = f"a dict with the keys {list(PREPROCESSING_KEYS)}"
+    if not isinstance(preprocessing, dict) or sorted(preprocessing) != sorted(PREPROCESSING_KEYS):
+        raise ValueError(f"`preprocessing` must be {expected}, got {preprocessing!r}.")
+    size = preprocessing["size"]
+    if not (
+        isinstance(size, dict)
+        and sorted(size) == ["height", "width"]
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size.values())
+    ):
+        raise ValueError(
+            f'`preprocessing["size"]` must be {{"height": h, "width": w}} in whole pixels, got {size!r}.'
+        )
+    mean, std = preprocessing["image_mean"], preprocessing["image_std"]
+    for name, values, positive in (("image_mean", mean, False), ("image_std", std, True)):
+        # `abs(v) < inf` is False for NaN too.
+        if not (
+            isinstance(values, (list, tuple))
+            and values
+            and all(_is_number(v) and abs(v) < float("inf") and (v > 0 or not positive) for v in values)
+        ):
+            kind = "positive finite numbers" if positive else "finite numbers"
+            raise ValueError(f"`preprocessing[{name!r}]` must be a list of {kind}, got {values!r}.")
+    if len(mean) != len(std):
+        raise ValueError(
+            f"`preprocessing` has {len(mean)} image_mean value(s) and {len(std)} image_std value(s): one per channel."
+        )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+__all__ = ["BigDropConfig", "CLASSIFIER_INIT_CHOICES", "POOLING_CHOICES", "PREPROCESSING_KEYS"]

@@ -126,6 +126,10 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
     # Maps a backbone name to the folder or Hub id that [`from_backbone`] loads; `None` loads names as given.
     # `import hf_bigdrop` sets `hf_bigdrop.backbones.resolve_backbone_name`, which builds the embedded backbones.
     backbone_resolver: Callable[[str | os.PathLike], str] | None = None
+    # Reads a backbone's evaluation preprocessing (`BigDropConfig.preprocessing`) from its folder or Hub id and its
+    # config (`None`: none known). `import hf_bigdrop` sets `hf_bigdrop.backbones.backbone_preprocessing`; without
+    # it, `from_backbone` records none unless given `preprocessing=...`.
+    preprocessing_reader: Callable[..., dict | None] | None = None
 
     def __init__(self, config: BigDropConfig):
         super().__init__(config)
@@ -289,7 +293,10 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             dropout_rate (`float`, *optional*, defaults to 0.9): the dropout rate on the pooled features.
             backbone_kwargs (`dict`, *optional*): passed to `from_pretrained` when loading the backbone
                 (`revision`, `cache_dir`, `token`, `trust_remote_code`, ...).
-            config_kwargs: other [`BigDropConfig`] arguments (`pooling`, `freeze_batchnorm`, `classifier_init`, ...).
+            config_kwargs: other [`BigDropConfig`] arguments (`pooling`, `freeze_batchnorm`, `classifier_init`,
+                `preprocessing`, ...). Without `preprocessing`, the backbone's own evaluation preprocessing is
+                recorded (read by `preprocessing_reader`, which `import hf_bigdrop` sets), so that `save_pretrained`
+                writes an image processor that `pipeline` loads.
 
         Returns:
             [`BigDropForImageClassification`]: every backbone weight comes from the checkpoint; the head is new.
@@ -299,7 +306,10 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                 disagree.
         """
         if isinstance(name_or_path, PreTrainedModel):
-            # One loading path for every source: the instance goes through its own saved checkpoint.
+            # One loading path for every source: the instance goes through its own saved checkpoint, a temporary
+            # folder that the model must not remember: it takes the instance's own name (or none), which is what
+            # peft records as `base_model_name_or_path`.
+            name = name_or_path.name_or_path or name_or_path.config.name_or_path or ""
             with tempfile.TemporaryDirectory(prefix="bigdrop-backbone-") as folder:
                 name_or_path.save_pretrained(folder)
                 model = cls.from_backbone(
@@ -309,8 +319,9 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                     label2id=label2id,
                     dropout_rate=dropout_rate,
                     backbone_kwargs=backbone_kwargs,
-                    **{"backbone_name_or_path": name_or_path.config.name_or_path or None, **config_kwargs},
+                    **{"backbone_name_or_path": name or None, **config_kwargs},
                 )
+            model.name_or_path = str(name)
             return model
 
         backbone_kwargs = dict(backbone_kwargs or {})
@@ -323,6 +334,9 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             )
         label_kwargs = _label_kwargs(num_labels, id2label, label2id)
         config_kwargs.setdefault("backbone_name_or_path", str(name_or_path))
+        if "preprocessing" not in config_kwargs and cls.preprocessing_reader is not None:
+            hub_kwargs = {key: value for key, value in backbone_kwargs.items() if key in _HUB_KWARGS}
+            config_kwargs["preprocessing"] = cls.preprocessing_reader(source, backbone_config, **hub_kwargs)
         config = BigDropConfig(
             backbone_config=backbone_config, dropout_rate=dropout_rate, **label_kwargs, **config_kwargs
         )
@@ -371,6 +385,10 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
 def _drop_load_report(record) -> bool:
     """A logging filter: keeps every record but transformers' state-dict load report."""
     return "LOAD REPORT" not in record.getMessage()
+
+
+# The `backbone_kwargs` that also say where the backbone's image processor comes from.
+_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "proxies", "subfolder")
 
 
 def _mismatched(loading_info: dict) -> set[str]:

@@ -137,8 +137,9 @@ class StopAfterFirstCheckpoint(TrainerCallback):
         control.should_training_stop = True
 
 
-# Runs in a fresh interpreter in which `import hf_bigdrop` fails, as on a machine that never installed it.
-REMOTE_LOAD = textwrap.dedent(
+# The start of a script run in a fresh interpreter in which `import hf_bigdrop` fails, as on a machine that never
+# installed it.
+_BLOCK_HF_BIGDROP = textwrap.dedent(
     """
     import importlib.abc, sys
 
@@ -154,7 +155,12 @@ REMOTE_LOAD = textwrap.dedent(
         pass
     else:
         raise SystemExit("the import block failed")
+    """
+)
 
+# Loads a saved model with its remote code and writes its logits on saved pixels.
+REMOTE_LOAD = _BLOCK_HF_BIGDROP + textwrap.dedent(
+    """
     import torch
     from transformers import AutoModelForImageClassification
 
@@ -169,5 +175,23 @@ REMOTE_LOAD = textwrap.dedent(
     assert model.config._attn_implementation == model.backbone.config._attn_implementation == expected
     with torch.no_grad():
         torch.save(model(torch.load(pixels_file, weights_only=True)).logits, logits_file)
+    """
+)
+
+# Classifies an image with `pipeline("image-classification")` from each saved folder (its remote code and the image
+# processor that `save_pretrained` wrote) and writes the predictions as JSON: `folder image [folder image ...] out`.
+REMOTE_PIPELINE = _BLOCK_HF_BIGDROP + textwrap.dedent(
+    """
+    import json
+    from PIL import Image
+    from transformers import pipeline
+
+    *pairs, output = sys.argv[1:]
+    predictions = {}
+    for folder, image in zip(pairs[::2], pairs[1::2]):
+        classifier = pipeline("image-classification", model=folder, trust_remote_code=True, device="cpu")
+        predictions[folder] = classifier(Image.open(image), top_k=3)
+    with open(output, "w") as handle:
+        json.dump(predictions, handle)
     """
 )

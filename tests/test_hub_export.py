@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from helpers import REMOTE_LOAD
+from helpers import REMOTE_LOAD, REMOTE_PIPELINE
 from PIL import Image
-from tiny_models import pixel_batch, save_classifier
+from tiny_models import build_classifier, pixel_batch, save_classifier
 from transformers import AutoImageProcessor, pipeline
 
 from hf_bigdrop import BigDropForImageClassification
+
+IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+HALF = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+
+
+def _run_without_hf_bigdrop(script: str, *args, cwd) -> None:
+    """Runs `script` in a fresh interpreter where `import hf_bigdrop` fails, offline."""
+    (cwd / "script.py").write_text(script)
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(cwd / "hf_home"), "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        [sys.executable, str(cwd / "script.py"), *map(str, args)], check=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 @pytest.mark.parametrize("family", ["resnet", "timm"])
@@ -27,21 +40,8 @@ def test_remote_code_loads_without_hf_bigdrop(tmp_path, family):
     assert code <= {path.name for path in (tmp_path / "saved").iterdir()}
     pixels = pixel_batch(3)
     torch.save(pixels, tmp_path / "pixels.pt")
-    script = tmp_path / "load.py"
-    script.write_text(REMOTE_LOAD)
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PATH": "/usr/bin:/bin"}
-    subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            str(tmp_path / "saved"),
-            str(tmp_path / "pixels.pt"),
-            str(tmp_path / "out.pt"),
-        ],
-        check=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    _run_without_hf_bigdrop(
+        REMOTE_LOAD, tmp_path / "saved", tmp_path / "pixels.pt", tmp_path / "out.pt", cwd=tmp_path
     )
     with torch.no_grad():
         expected = model.eval()(pixels).logits
@@ -67,3 +67,48 @@ def test_pipeline_classifies_with_the_saved_labels(tmp_path):
     with torch.no_grad():
         logits = model.eval()(**processor(image, return_tensors="pt")).logits[0]
     assert predictions[0]["label"] == id2label[int(logits.argmax())]
+
+
+def test_pipeline_works_after_a_plain_save_pretrained_for_every_backbone_kind(tmp_path):
+    """`model.save_pretrained(folder)` alone (no image processor saved by hand) gives a folder that `pipeline` reads
+    in a fresh process without hf_bigdrop, preparing images as the model's evaluation does: a transformers
+    backbone, a timm checkpoint (which saves no image processor of its own) and the embedded EfficientNet-Lite0."""
+    save_classifier("vit", tmp_path / "vit")
+    build_classifier("timm").save_pretrained(tmp_path / "timm")
+    kinds = {  # backbone -> its evaluation preprocessing (the backbone processor's, timm's pretrained config)
+        "transformers": (tmp_path / "vit", {"size": {"height": 32, "width": 32}, **HALF}),
+        "timm": (tmp_path / "timm", {"size": {"height": 160, "width": 160}, **IMAGENET}),
+        "embedded": ("embedded:efficientnet-lite0", {"size": {"height": 224, "width": 224}, **HALF}),
+    }
+    id2label = {0: "red", 1: "green", 2: "blue"}
+    rng = np.random.default_rng(0)
+    arguments, expected = [], {}
+    for kind, (backbone, preprocessing) in kinds.items():
+        model = BigDropForImageClassification.from_backbone(
+            backbone, num_labels=3, id2label=id2label, classifier_init="normal"
+        ).eval()
+        assert model.config.preprocessing == preprocessing, kind
+        with torch.no_grad():
+            model.classifier.weight.mul_(
+                50
+            )  # clearly different scores, so the comparison below means something
+        folder = tmp_path / f"saved-{kind}"
+        model.save_pretrained(folder)
+        # An image at the evaluation size: resizing is the identity and the expected pixels are exact.
+        size = (preprocessing["size"]["height"], preprocessing["size"]["width"])
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        Image.fromarray(image).save(tmp_path / f"{kind}.png")
+        pixels = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+        mean, std = (torch.tensor(preprocessing[key]).view(3, 1, 1) for key in ("image_mean", "image_std"))
+        with torch.no_grad():
+            expected[str(folder)] = model(((pixels - mean) / std)[None]).logits.softmax(-1)[0]
+        arguments += [folder, tmp_path / f"{kind}.png"]
+
+    _run_without_hf_bigdrop(REMOTE_PIPELINE, *arguments, tmp_path / "predictions.json", cwd=tmp_path)
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    for folder, probabilities in expected.items():
+        order = probabilities.argsort(descending=True).tolist()
+        assert [p["label"] for p in predictions[folder]] == [id2label[i] for i in order], folder
+        scores = torch.tensor([p["score"] for p in predictions[folder]])
+        torch.testing.assert_close(scores, probabilities[order], atol=1e-4, rtol=1e-4, msg=folder)
+        assert probabilities.max() - probabilities.min() > 0.05, folder

@@ -32,6 +32,8 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from hf_bigdrop import BigDropConfig, BigDropForImageClassification
 from hf_bigdrop.modeling_bigdrop import resolve_pooling
 
+_PREPROCESSING = {"size": {"height": 32, "width": 24}, "image_mean": [0.5] * 3, "image_std": [0.25] * 3}
+
 
 @pytest.fixture(params=sorted(FAMILIES))
 def family(request) -> str:
@@ -56,6 +58,21 @@ def checkpoint(family, tmp_path):
         ({"dropout_rate": "high"}, r"dropout_rate.*'high'"),
         ({"pooling": "max"}, r"pooling.*'max'.*'auto', 'pooler', 'cls', 'mean'"),
         ({"classifier_init": "xavier"}, r"classifier_init.*'xavier'.*'zeros'"),
+        ({"preprocessing": {"size": 32}}, r"preprocessing.*keys \['size', 'image_mean', 'image_std'\]"),
+        ({"preprocessing": {**_PREPROCESSING, "size": 32}}, r"preprocessing\[\"size\"\].*whole pixels.*32"),
+        (
+            {"preprocessing": {**_PREPROCESSING, "size": {"height": 0, "width": 8}}},
+            r"whole pixels.*'height': 0",
+        ),
+        (
+            {"preprocessing": {**_PREPROCESSING, "image_mean": [0.5, float("nan"), 0.5]}},
+            r"'image_mean'.*finite",
+        ),
+        ({"preprocessing": {**_PREPROCESSING, "image_std": [0.5, 0.0, 0.5]}}, r"'image_std'.*positive.*0\.0"),
+        (
+            {"preprocessing": {**_PREPROCESSING, "image_std": [0.5]}},
+            r"3 image_mean value\(s\) and 1 image_std",
+        ),
     ],
 )
 def test_config_rejects_bad_values(kwargs, message):
@@ -378,6 +395,46 @@ def test_from_backbone_accepts_base_models_and_instances(tmp_path):
     )
 
 
+def test_a_model_built_from_an_instance_takes_its_name_not_a_temporary_folder(tmp_path):
+    unnamed = BigDropForImageClassification.from_backbone(build_classifier("vit"), num_labels=2)
+    assert unnamed.name_or_path == "" and unnamed.config.backbone_name_or_path is None
+    save_classifier("vit", tmp_path / "vit")
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path / "vit")
+    named = BigDropForImageClassification.from_backbone(loaded, num_labels=2)
+    assert named.name_or_path == named.config.backbone_name_or_path == str(tmp_path / "vit")
+
+    peft = pytest.importorskip("peft")
+    for model, recorded in ((named, str(tmp_path / "vit")), (unnamed, None)):
+        lora = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+        lora.save_pretrained(tmp_path / "adapter")
+        adapter_config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+        assert adapter_config["base_model_name_or_path"] == recorded
+
+
+def test_from_backbone_records_the_backbones_evaluation_preprocessing(checkpoint):
+    family, folder, source = checkpoint
+    # Read off the image processor saved beside the backbone (tiny_models saves a 32-pixel ViTImageProcessor).
+    model = BigDropForImageClassification.from_backbone(folder, num_labels=2)
+    assert model.config.preprocessing == {
+        "size": {"height": 32, "width": 32},
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    # Given, it is kept; an instance has no image processor: a timm one still has timm's pretrained config (the
+    # tiny test_efficientnet's is 160 pixels, ImageNet statistics), a transformers one nothing to say.
+    given = BigDropForImageClassification.from_backbone(folder, num_labels=2, preprocessing=_PREPROCESSING)
+    assert given.config.preprocessing == _PREPROCESSING
+    from_instance = BigDropForImageClassification.from_backbone(source, num_labels=2).config.preprocessing
+    if family == "timm":
+        assert from_instance == {
+            "size": {"height": 160, "width": 160},
+            "image_mean": [0.485, 0.456, 0.406],
+            "image_std": [0.229, 0.224, 0.225],
+        }
+    else:
+        assert from_instance is None
+
+
 def test_from_backbone_refuses_newly_initialised_backbone_weights(tmp_path):
     # A ViT base checkpoint saved without its pooler: pooling="pooler" would train on a random dense layer.
     config = ViTConfig(
@@ -434,6 +491,30 @@ def test_save_and_reload_give_identical_logits(checkpoint, tmp_path):
     pixels = pixel_batch(3)
     with torch.no_grad():
         torch.testing.assert_close(reloaded.eval()(pixels).logits, model.eval()(pixels).logits)
+
+
+def test_save_writes_the_image_processor_of_its_preprocessing(tmp_path):
+    from transformers import AutoImageProcessor, ViTImageProcessor
+
+    model = BigDropForImageClassification(tiny_config(preprocessing=_PREPROCESSING))
+    model.save_pretrained(tmp_path / "saved")
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "saved")
+    assert isinstance(processor, ViTImageProcessor)
+    assert (processor.size.height, processor.size.width) == (32, 24)
+    assert list(processor.image_mean) == [0.5] * 3 and list(processor.image_std) == [0.25] * 3
+    # The preprocessing goes with the config: a reloaded model saves it again.
+    reloaded = BigDropForImageClassification.from_pretrained(tmp_path / "saved")
+    reloaded.save_pretrained(tmp_path / "again")
+    assert (tmp_path / "again" / "preprocessor_config.json").read_text() == (
+        tmp_path / "saved" / "preprocessor_config.json"
+    ).read_text()
+    # An image processor already in the folder (saved by the user or the Trainer) is kept.
+    ViTImageProcessor(size={"height": 8, "width": 8}).save_pretrained(tmp_path / "own")
+    model.save_pretrained(tmp_path / "own")
+    assert AutoImageProcessor.from_pretrained(tmp_path / "own").size.height == 8
+    # No preprocessing recorded, no image processor written.
+    BigDropForImageClassification(tiny_config()).save_pretrained(tmp_path / "none")
+    assert not (tmp_path / "none" / "preprocessor_config.json").exists()
 
 
 def test_reload_never_silently_reinitialises_the_head(tmp_path):

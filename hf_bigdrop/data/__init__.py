@@ -15,6 +15,7 @@ from .transforms import (
     ImageSpec,
     apply_transforms,
     build_transforms,
+    evaluation_preprocessing,
     image_spec_from_processor,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "ensure_digits",
     "ensure_emoji",
     "ensure_styles",
+    "evaluation_preprocessing",
     "get_dataset_info",
     "image_spec_from_processor",
     "list_datasets",

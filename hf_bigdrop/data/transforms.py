@@ -26,6 +26,7 @@ __all__ = [
     "ImageSpec",
     "apply_transforms",
     "build_transforms",
+    "evaluation_preprocessing",
     "image_spec_from_processor",
 ]
 
@@ -116,6 +117,28 @@ def image_spec_from_processor(
         mean=tuple(float(m) for m in (mean if mean is not None else IMAGENET_MEAN)),
         std=tuple(float(s) for s in (std if std is not None else IMAGENET_STD)),
     )
+
+
+def evaluation_preprocessing(
+    image_processor: Any = None, image_size: int | Sequence[int] | None = None
+) -> dict[str, Any]:
+    """The evaluation transform (`build_transforms(train=False)`: resize, scale to [0, 1], normalise) as the
+    arguments of a `transformers.ViTImageProcessor`, the format of `BigDropConfig.preprocessing`.
+
+    Args:
+        image_processor (`Any`, *optional*, defaults to `None`): Gives size, mean and std (see
+            `image_spec_from_processor`).
+        image_size (`int | Sequence[int] | None`, *optional*, defaults to `None`): Overrides the processor's size.
+
+    Returns:
+        `dict[str, Any]`: `{"size": {"height": h, "width": w}, "image_mean": [...], "image_std": [...]}`.
+    """
+    spec = image_spec_from_processor(image_processor, image_size)
+    return {
+        "size": {"height": spec.size[0], "width": spec.size[1]},
+        "image_mean": list(spec.mean),
+        "image_std": list(spec.std),
+    }
 
 
 class ToRGB(torch.nn.Module):

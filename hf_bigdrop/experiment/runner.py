@@ -28,8 +28,8 @@ from ..data import (
     apply_transforms,
     domain_ids,
     domain_names,
+    evaluation_preprocessing,
     get_dataset_info,
-    image_spec_from_processor,
     load_domain_dataset,
 )
 from ..evaluation import per_domain_eval_sets
@@ -83,13 +83,9 @@ def training_image_size(data: DataArguments) -> int | None:
 
 def inference_processor(image_processor, image_size: int | None) -> ViTImageProcessor:
     """A standard image processor that reproduces the evaluation transform (resize, normalise): saved with the model,
-    it makes `pipeline("image-classification", model=output_dir)` see images exactly as evaluation did."""
-    spec = image_spec_from_processor(image_processor, image_size)
-    return ViTImageProcessor(
-        size={"height": spec.size[0], "width": spec.size[1]},
-        image_mean=list(spec.mean),
-        image_std=list(spec.std),
-    )
+    it makes `pipeline("image-classification", model=output_dir)` see images exactly as evaluation did. The model's
+    config records the same (`BigDropConfig.preprocessing`), so any later `save_pretrained` writes it again."""
+    return ViTImageProcessor(**evaluation_preprocessing(image_processor, image_size))
 
 
 def build_trainer(
@@ -167,6 +163,7 @@ def run_experiment(arguments: ExperimentArguments, *, checkpoint: str | None = N
         num_labels=len(class_names),
         id2label=dict(enumerate(class_names)),
         backbone_name_or_path=arguments.model.backbone,
+        preprocessing=evaluation_preprocessing(image_processor, training_image_size(arguments.data)),
         **arguments.model.config_kwargs(),
     )
     trainer = build_trainer(model, splits, image_processor, arguments.data, training)
