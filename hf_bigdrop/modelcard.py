@@ -1,13 +1,19 @@
-"""The model card of a trained BigDrop model: what it is, how it was trained, and its per-domain o.o.d. table."""
+"""The model card of a trained BigDrop model: what it is, how it was trained, and its per-domain o.o.d. table.
+
+Its metadata is what the Hub reads: the per-domain accuracies as `model-index` eval results (`card_eval_results`), the
+dataset and the base model as Hub ids where they are known, the licence, the task and the library.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .hub import is_hub_id
+from .data.registry import get_dataset_info
+from .hub import backbone_hub_id, is_hub_id
 from .results import RunResults, domain_table, run_title
 from .selection import LAST_STEP, ORACLE, TRAINING_DOMAIN_VALIDATION
 from .tables import markdown_table, method_title, percent
@@ -19,6 +25,73 @@ CITATION = """@article{zhang2024finetuning,
   journal = {arXiv preprint arXiv:2403.00946},
   year    = {2024}
 }"""
+TASK = "image-classification"
+# The licence of hf_bigdrop's code, and of a model whose backbone's licence is not known.
+DEFAULT_LICENSE = "apache-2.0"
+
+
+def card_eval_results(results: RunResults) -> list[EvalResult]:
+    """The accuracy of the model a run selected, per domain, as the Hub's eval results (`model-index`).
+
+    One entry per held-out domain (its o.o.d. accuracy, split `test`) and per training domain (its validation
+    accuracy, split `validation`), each with the domain as the dataset configuration, the dataset's Hub id as its type
+    where one is known (else its registry or folder name), the task `image-classification` and the metric `accuracy`
+    (a fraction in [0, 1]). Domains without a finite accuracy are left out.
+
+    Args:
+        results (`RunResults`): the run's results (its primary method's model is the one on the card).
+
+    Returns:
+        `list[EvalResult]`: what `ModelCardData(eval_results=...)` writes and `model_index_to_eval_results` reads back.
+    """
+    dataset_type, title, _ = dataset_identity(results.dataset)
+    record = results.primary
+    groups = (
+        ("held out", results.test_domains, record.test_accuracy, "test", "o.o.d. accuracy"),
+        (
+            "training domain",
+            results.train_domains,
+            record.validation_accuracy,
+            "validation",
+            "validation accuracy",
+        ),
+    )
+    entries = []
+    for role, domains, accuracy, split, metric_name in groups:
+        for domain in domains:
+            value = accuracy.get(domain)
+            if value is None or not math.isfinite(value):
+                continue
+            entries.append(
+                EvalResult(
+                    task_type=TASK,
+                    task_name="Image Classification",
+                    dataset_type=dataset_type,
+                    dataset_name=f"{title} ({domain}, {role})",
+                    dataset_config=domain,
+                    dataset_split=split,
+                    metric_type="accuracy",
+                    metric_value=float(value),
+                    metric_name=f"{metric_name} ({domain})",
+                )
+            )
+    return entries
+
+
+def dataset_identity(dataset: str) -> tuple[str, str, str | None]:
+    """What a card calls a run's dataset: `(dataset type, pretty name, Hub id or None)`.
+
+    A registered dataset is named by its registry name and typed by its Hub id where the registry knows one (PACS:
+    `flwrlabs/pacs`), else by its registry name (the embedded benchmarks); a Hub dataset by its id; a folder by its
+    name.
+    """
+    info = get_dataset_info(dataset) if not Path(dataset).is_dir() else None
+    if info is not None:
+        return info.hub_id or info.name, info.name, info.hub_id
+    if is_hub_id(dataset):
+        return dataset, dataset, dataset
+    name = Path(dataset).name or str(dataset)
+    return name, name, None
 
 
 def build_model_card(results: RunResults, *, model_id: str | None = None) -> ModelCard:
@@ -26,17 +99,27 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
 
     Args:
         results (`RunResults`): the run's results.
-        model_id (`str`, *optional*): the Hub repository the model goes to, for the loading snippet.
+        model_id (`str`, *optional*): the Hub repository the model goes to, for the loading snippet and the model
+            name of the eval results.
 
     Returns:
-        `ModelCard`: metadata (base model, dataset, tags, metrics) and a body with the per-domain o.o.d. table.
+        `ModelCard`: metadata (the eval results per domain, base model, dataset, licence, tags, metrics) and a body
+        with the per-domain o.o.d. table.
     """
     method = run_title(results)
+    heading = (
+        f"{method[0].upper() + method[1:]}: {results.dataset}, held out {', '.join(results.test_domains)}"
+    )
+    base_model = backbone_hub_id(results.backbone)
+    dataset_hub_id = dataset_identity(results.dataset)[2]
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="image-classification",
-        base_model=results.backbone if is_hub_id(results.backbone) else None,
-        datasets=[results.dataset] if is_hub_id(results.dataset) else None,
+        pipeline_tag=TASK,
+        license=results.backbone_license or DEFAULT_LICENSE,
+        base_model=base_model,
+        datasets=[dataset_hub_id] if dataset_hub_id else None,
+        model_name=model_id.split("/")[-1] if model_id else heading,
+        eval_results=card_eval_results(results) or None,
         tags=[
             "hf_bigdrop",
             "very-large-dropout",
@@ -48,15 +131,14 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
     )
     repo = model_id or "path/to/this/model"
     train = ", ".join(results.train_domains)
-    held_out = ", ".join(results.test_domains)
     body = f"""
-# {method[0].upper() + method[1:]}: {results.dataset}, held out {held_out}
+# {heading}
 
-This model fine-tunes `{results.backbone}` on the **{results.dataset}** domains {train} with **dropout
-{results.dropout_rate:g}** on its penultimate representation, the method of *Fine-tuning with Very Large Dropout*
+This model fine-tunes `{results.backbone}`{_base_model_words(results, base_model)} on the **{results.dataset}**
+domains {train} with **dropout {results.dropout_rate:g}** on its penultimate representation, the method of *Fine-tuning with Very Large Dropout*
 (Zhang & Bottou, [arXiv:2403.00946]({PAPER_URL})), trained with `hf_bigdrop`.{_members_sentence(results)}
 {_held_out_sentence(results)}
-
+{_members_list(results)}
 ## Results
 
 {_selected_sentence(results)}
@@ -83,6 +165,10 @@ classifier = pipeline("image-classification", model="{repo}", trust_remote_code=
 The model's code (`configuration_bigdrop.py`, `modeling_bigdrop.py`, `pooling_bigdrop.py`) is saved with its
 weights and imports only `torch` and `transformers`; with `hf_bigdrop` installed and imported, `trust_remote_code` is not needed.
 
+## Licence
+
+{_license_sentence(results)}
+
 ## Citation
 
 ```bibtex
@@ -90,6 +176,32 @@ weights and imports only `torch` and `transformers`; with `hf_bigdrop` installed
 ```
 """
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
+def _base_model_words(results: RunResults, base_model: str | None) -> str:
+    """How the card names the weights of an embedded backbone: its Hub twin."""
+    if base_model is None or base_model == results.backbone:
+        return ""
+    return f" (the weights of [`{base_model}`](https://huggingface.co/{base_model}))"
+
+
+def _license_sentence(results: RunResults) -> str:
+    if results.backbone_license:
+        return (
+            f"`{results.backbone_license}`, the licence of the backbone's weights (`{results.backbone}`); "
+            f"hf_bigdrop's code is `{DEFAULT_LICENSE}`."
+        )
+    return (
+        f"`{DEFAULT_LICENSE}`, hf_bigdrop's licence: the licence of the backbone `{results.backbone}` was not known "
+        "when this card was written, and applies to these weights too; check it before reuse."
+    )
+
+
+def _members_list(results: RunResults) -> str:
+    if not results.members:
+        return ""
+    members = "\n".join(f"- `{member}`" for member in results.members)
+    return f"\nThe runs it combines (their output folders):\n\n{members}\n"
 
 
 def _held_out_sentence(results: RunResults) -> str:
@@ -174,4 +286,4 @@ def write_model_card(results: RunResults, folder: str | os.PathLike, *, model_id
     return path
 
 
-__all__ = ["build_model_card", "write_model_card"]
+__all__ = ["DEFAULT_LICENSE", "build_model_card", "card_eval_results", "dataset_identity", "write_model_card"]

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .hub import backbone_license
 from .metrics import mean_domain_accuracy
 from .selection import TRAJECTORY_METHODS, Selection
 from .tables import markdown_table, method_order, method_title, percent
@@ -84,6 +85,8 @@ class RunResults:
         learning_rate (`float | None`): the base learning rate.
         max_steps (`int | None`): the number of optimizer steps.
         holdout_fraction (`float`): the validation fraction of each training domain.
+        backbone_license (`str | None`): the licence of the backbone's weights where known
+            (`hf_bigdrop.hub.backbone_license`), which the model's licence follows.
         members (`list[str]`): for a combination, the output_dirs of the runs it combines.
         wall_time_s (`float`): wall-clock seconds of the run.
         arguments (`dict`): every argument of the run.
@@ -105,6 +108,7 @@ class RunResults:
     learning_rate: float | None = None
     max_steps: int | None = None
     holdout_fraction: float = 0.2
+    backbone_license: str | None = None
     members: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
     arguments: dict[str, Any] = field(default_factory=dict)
@@ -218,6 +222,7 @@ class RunResults:
             learning_rate=args.learning_rate,
             max_steps=trainer.state.max_steps,
             holdout_fraction=float(arguments.get("data", {}).get("holdout_fraction", 0.2)),
+            backbone_license=backbone_license(backbone, getattr(config, "backbone_config", None)),
             wall_time_s=wall_time_s,
             arguments=arguments,
             versions=library_versions(),

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 from helpers import REPO
-from huggingface_hub import ModelCard
+from huggingface_hub import EvalResult, ModelCard, metadata_load
+from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from hf_bigdrop.modelcard import build_model_card
+from hf_bigdrop.modelcard import build_model_card, card_eval_results
 from hf_bigdrop.results import MethodResults, RunResults, comparison_table, run_title
 from hf_bigdrop.tables import method_title
 
@@ -87,7 +88,10 @@ def test_model_card_metadata_and_table():
     card = build_model_card(make_results(0.9, 0.8123), model_id="me/pacs-sketch")
     parsed = ModelCard(str(card))
     assert parsed.data.base_model == "timm/resnet50.tv2_in1k"
-    assert parsed.data.datasets is None  # "PACS" is a registry name, not a Hub id
+    assert parsed.data.datasets == ["flwrlabs/pacs"]  # the registry's Hub id of PACS
+    assert parsed.data.license == "apache-2.0"  # the backbone's licence is unknown here: hf_bigdrop's
+    assert "licence of the backbone `timm/resnet50.tv2_in1k` was not known" in " ".join(card.text.split())
+    assert (parsed.data.library_name, parsed.data.pipeline_tag) == ("transformers", "image-classification")
     assert "very-large-dropout" in parsed.data.tags
     assert "| sketch | held out (o.o.d.) | 81.2 |" in card.text
     assert 'model="me/pacs-sketch", trust_remote_code=True' in card.text
@@ -96,6 +100,68 @@ def test_model_card_metadata_and_table():
     assert "trajectory weight average" not in card.text
     with_wa = build_model_card(make_results(0.9, 0.8123, wa_ood=0.85)).text
     assert "| trajectory weight average | 600 | 85.0 | 90.0 |" in with_wa
+
+
+def _eval_result(domain: str, value: float, held_out: bool) -> EvalResult:
+    return EvalResult(
+        task_type="image-classification",
+        task_name="Image Classification",
+        dataset_type="flwrlabs/pacs",
+        dataset_name=f"PACS ({domain}, {'held out' if held_out else 'training domain'})",
+        dataset_config=domain,
+        dataset_split="test" if held_out else "validation",
+        metric_type="accuracy",
+        metric_value=value,
+        metric_name=f"{'o.o.d.' if held_out else 'validation'} accuracy ({domain})",
+    )
+
+
+def test_model_card_eval_results_read_back_by_huggingface_hub(tmp_path):
+    results = make_results(0.9, 0.8123, wa_ood=0.85)  # the weight average is not the model on the card
+    expected = [
+        _eval_result("sketch", 0.8123, held_out=True),
+        _eval_result("art_painting", 0.9, held_out=False),
+        _eval_result("cartoon", 0.8, held_out=False),
+        _eval_result("photo", 1.0, held_out=False),
+    ]
+    assert card_eval_results(results) == expected
+    build_model_card(results, model_id="me/pacs-sketch").save(tmp_path / "README.md")
+    # Read back as the Hub does: the YAML metadata, its model-index, and the card's own parser.
+    metadata = metadata_load(tmp_path / "README.md")
+    model_name, eval_results = model_index_to_eval_results(metadata["model-index"])
+    assert model_name == "pacs-sketch"
+    assert eval_results == expected
+    parsed = ModelCard.load(tmp_path / "README.md").data
+    assert parsed.eval_results == expected and parsed.model_name == "pacs-sketch"
+    assert metadata["datasets"] == ["flwrlabs/pacs"] and metadata["base_model"] == "timm/resnet50.tv2_in1k"
+
+
+def test_model_card_of_the_embedded_backbone_and_benchmark():
+    results = make_results(0.9, 0.7)
+    results.backbone, results.backbone_license = "embedded:efficientnet-lite0", "apache-2.0"
+    results.dataset = "digits"
+    results.train_domains, results.test_domains = ["mnist", "mnist_m"], ["optdigits"]
+    results.methods["live"].validation_accuracy = {"mnist": 0.9, "mnist_m": float("nan")}
+    results.methods["live"].test_accuracy = {"optdigits": 0.7}
+    card = build_model_card(results)
+    parsed = ModelCard(str(card)).data
+    # The embedded backbone's weights are Google's EfficientNet-Lite0, which timm publishes under this id.
+    assert parsed.base_model == "timm/tf_efficientnet_lite0.in1k"
+    assert "(the weights of [`timm/tf_efficientnet_lite0.in1k`]" in card.text
+    assert parsed.license == "apache-2.0" and "the licence of the backbone's weights" in card.text
+    assert parsed.datasets is None  # an embedded benchmark has no Hub id
+    # Named by its registry name; a domain without a finite accuracy is left out.
+    assert [(r.dataset_type, r.dataset_config, r.dataset_split) for r in parsed.eval_results] == [
+        ("digits", "optdigits", "test"),
+        ("digits", "mnist", "validation"),
+    ]
+    assert parsed.model_name == "Dropout (p=0.9): digits, held out optdigits"
+
+
+def test_model_card_licence_follows_a_known_backbone_licence():
+    results = make_results(0.9, 0.8)
+    results.backbone_license = "bsd-3-clause"
+    assert ModelCard(str(build_model_card(results))).data.license == "bsd-3-clause"
 
 
 def test_model_card_of_a_combination_of_runs():
@@ -107,6 +173,8 @@ def test_model_card_of_a_combination_of_runs():
     assert "It combines the selected models of 3 such runs (greedy soup" in text
     assert "Accuracy of the greedy soup of 3 runs" in text and "step None" not in text
     assert "Other combinations of the same runs" in text and "| ensemble of runs |" in text
+    assert "The runs it combines (their output folders): - `a` - `b` - `c`" in text
+    assert len(ModelCard(str(build_model_card(results))).data.eval_results) == 4  # the greedy soup's
 
 
 def test_compare_runs_script(tmp_path):

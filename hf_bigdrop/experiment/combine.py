@@ -168,6 +168,7 @@ def combine_runs(
         learning_rate=first.learning_rate,
         max_steps=first.max_steps,
         holdout_fraction=first.holdout_fraction,
+        backbone_license=first.backbone_license,
         members=[str(folder) for folder in folders],
         wall_time_s=time.time() - start,
         arguments={
