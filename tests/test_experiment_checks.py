@@ -76,6 +76,10 @@ BAD_FLAGS = [
     ),
     (["--resume_from_checkpoint", "True"], r"no complete checkpoint-\* folder in"),
     (["--push_to_hub", "True"], r"--push_to_hub cannot push with HF_HUB_OFFLINE=1"),
+    (
+        ["--push_to_hub", "True", "--hub_strategy", "every_save"],
+        r"--hub_strategy 'every_save' pushes while training; the runner pushes .* once.*use 'end'",
+    ),
     (["--metric_for_best_model", "test_accuracy"], r"selects on the reported o.o.d. accuracy itself"),
     (["--learning_rat", "0.1"], r"not used by the HfArgumentParser: \['--learning_rat'\]"),
 ]

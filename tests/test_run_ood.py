@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from helpers import REPO, RUNNER, StopAfterFirstCheckpoint, launch_two_cpu_processes, tiny_flags
+from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, pipeline
@@ -79,6 +81,15 @@ def test_runner_end_to_end(backbone, tmp_path):
     assert "| optdigits | held out (o.o.d.) |" in card
     assert f"{100 * results.test_accuracy['optdigits']:.1f}" in card
     assert "arXiv:2403.00946" in card and "hf_bigdrop" in card
+    # The optimizer is named plainly (the Trainer's enum value), not as an enum's repr.
+    assert results.optimizer == saved["arguments"]["training"]["optim"] and "OptimizerNames" not in card
+    assert f"Optimiser `{results.optimizer}`" in card
+    # The card's metadata, as the Hub parses it: one eval result per domain, from the results.
+    metadata = ModelCard(card).data
+    assert [(r.dataset_config, r.dataset_split, r.metric_value) for r in metadata.eval_results] == [
+        ("optdigits", "test", results.test_accuracy["optdigits"]),
+        *((d, "validation", results.validation_accuracy[d]) for d in results.train_domains),
+    ]
 
     # The saved folder is the selected model, and it reloads.
     model = AutoModelForImageClassification.from_pretrained(out).eval()
@@ -86,6 +97,61 @@ def test_runner_end_to_end(backbone, tmp_path):
     assert model.config.id2label[3] == "3"
     classifier = pipeline("image-classification", model=str(out), device="cpu")
     assert len(classifier(Image.new("RGB", (20, 20), "white"), top_k=2)) == 2
+
+
+def test_push_to_hub_pushes_the_finished_folder_once(backbone, tmp_path, monkeypatch):
+    """With --push_to_hub the Trainer pushes no checkpoint (the runner's hub_strategy is 'end'); the runner uploads
+    its output folder once, after the model, its code, the image processor, the card and results.json."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    from hf_bigdrop.experiment import checks
+
+    created, uploads = [], []
+
+    def create_repo(self, repo_id, **kwargs):
+        created.append(repo_id)
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        every_file = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
+        # What huggingface_hub uploads of them.
+        files = sorted(filter_repo_objects(every_file, ignore_patterns=kwargs.get("ignore_patterns")))
+        card = ModelCard.load(Path(folder_path) / "README.md").data if "README.md" in files else None
+        uploads.append(
+            {"repo_id": repo_id, "folder_path": folder_path, "files": files, "card": card, **kwargs}
+        )
+
+    # The Hub is mocked: the run may push although the tests run offline.
+    monkeypatch.setattr(checks, "_offline", lambda: False)
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    out = tmp_path / "run"
+    push = ("--push_to_hub", "True", "--hub_model_id", "me/tiny-digits", "--hub_token", "hf_test")
+    [results] = run(tiny_flags(backbone, out, *push))
+
+    assert created == ["me/tiny-digits"]
+    assert len(uploads) == 1, [upload["files"] for upload in uploads]  # two checkpoints were saved, no push
+    [upload] = uploads
+    assert upload["repo_id"] == "me/tiny-digits" and upload["folder_path"] == str(out)
+    assert "checkpoint-*" in upload["ignore_patterns"]
+    assert not any(name.startswith("checkpoint-") for name in upload["files"])
+    assert {
+        "results.json",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "configuration_bigdrop.py",
+        "modeling_bigdrop.py",
+        "pooling_bigdrop.py",
+        "preprocessor_config.json",
+    } <= set(upload["files"])
+    assert RunResults.load(out) == results  # nothing was written after the push's files were listed
+    assert upload["card"].model_name == "tiny-digits"
+    assert [r.metric_value for r in upload["card"].eval_results] == [
+        results.test_accuracy["optdigits"],
+        *(results.validation_accuracy[d] for d in results.train_domains),
+    ]
 
 
 def run_ood_trainer_best(out: Path) -> str:

@@ -271,6 +271,8 @@ def parse_experiment_arguments(argv: list[str] | None = None) -> ExperimentArgum
         help="A YAML or JSON file of argument names and values (e.g. examples/configs/styles.yaml); flags after it "
         "override its values.",
     )
+    # The runner pushes its output folder once, at the end (`write_run_outputs`), never a checkpoint on its way.
+    parser.set_defaults(hub_strategy="end")
     tokens = []
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         parser.recipe = argv[0]

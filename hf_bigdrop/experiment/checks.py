@@ -24,7 +24,8 @@ def check_experiment_arguments(arguments: ExperimentArguments) -> None:
     Checked: the backbone can be loaded (offline too); the dataset is known and its held-out domains exist; options
     apply to the dataset (`data_dir`, `image_size`); validation exists for the selection; the augmentation recipe,
     the trajectory methods' start steps, mixed precision on this machine, the weight average's device; the output
-    folder, the checkpoint to resume and, with `push_to_hub`, that a push can happen.
+    folder, the checkpoint to resume and, with `push_to_hub`, that a push can happen and happens once
+    (`hub_strategy="end"`).
 
     Raises:
         `UsageError`: the first problem found.
@@ -144,7 +145,18 @@ def _check_output(arguments: ExperimentArguments) -> None:
             "checkpoint in --output_dir"
         )
     if args.push_to_hub:
+        _check_hub_strategy(args.hub_strategy)
         _check_can_push(args.hub_token)
+
+
+def _check_hub_strategy(strategy) -> None:
+    """The runner pushes its output folder once, after `results.json`: the Trainer must not push checkpoints."""
+    value = getattr(strategy, "value", strategy)
+    if value != "end":
+        raise UsageError(
+            f"--hub_strategy {value!r} pushes while training; the runner pushes its output folder once, after "
+            "the model, its card and results.json are written: use 'end' (the runner's default)"
+        )
 
 
 def _check_can_push(token: str | None) -> None:

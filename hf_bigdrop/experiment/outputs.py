@@ -29,6 +29,7 @@ __all__ = [
     "earlier_run_files",
     "is_finished",
     "prepare_output_dir",
+    "push_output_dir",
     "write_atomically",
 ]
 
@@ -131,3 +132,32 @@ def write_atomically(results: RunResults, folder: str | os.PathLike) -> Path:
         target = folder / RESULTS_FILE
         os.replace(written, target)
     return target
+
+
+def push_output_dir(trainer, commit_message: str) -> None:
+    """Uploads a finished run's `output_dir` to its Hub repository, in one commit, from the main process.
+
+    Everything else in the folder was written before (the model, its code and image processor, the card,
+    `results.json` last); unlike `Trainer.push_to_hub`, this writes nothing more after `results.json` (the Trainer's
+    saves the model again first). Checkpoints and hidden or `_`-prefixed files stay local, as the Trainer's push does.
+
+    Args:
+        trainer (`transformers.Trainer`): the run's trainer, made with `push_to_hub` (its `hub_model_id` is the
+            repository it created).
+        commit_message (`str`): the commit's message.
+    """
+    from huggingface_hub import HfApi
+
+    if not trainer.is_world_process_zero():
+        return
+    if trainer.hub_model_id is None:
+        trainer.init_hf_repo()
+    args = trainer.args
+    HfApi().upload_folder(
+        repo_id=trainer.hub_model_id,
+        folder_path=args.output_dir,
+        commit_message=commit_message,
+        token=args.hub_token,
+        revision=args.hub_revision,
+        ignore_patterns=["_*", ".*", "checkpoint-*"],
+    )

@@ -41,7 +41,14 @@ from ..training import BigDropTrainer, checkpoint_files
 from ..training_args import BigDropTrainingArguments
 from .arguments import DataArguments, ExperimentArguments
 from .checks import check_experiment_arguments
-from .outputs import RESUME_LATEST, checkpoint_to_resume, is_finished, prepare_output_dir, write_atomically
+from .outputs import (
+    RESUME_LATEST,
+    checkpoint_to_resume,
+    is_finished,
+    prepare_output_dir,
+    push_output_dir,
+    write_atomically,
+)
 
 __all__ = [
     "build_trainer",
@@ -189,14 +196,14 @@ def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
     """Writes the selected model (with its code and image processor) and the model card, then `results.json` last
     (atomically: the finished marker); with `push_to_hub`, then pushes the folder once."""
     args = trainer.args
-    # `_internal_call`: the Trainer pushes on a user's `save_model`; the push comes once, below, after the card.
+    # `_internal_call`: the Trainer pushes on a user's `save_model`; the push comes once, below, after results.json.
     trainer.save_model(args.output_dir, _internal_call=True)
     if trainer.is_world_process_zero():
         write_model_card(results, args.output_dir, model_id=args.hub_model_id)
         write_atomically(results, args.output_dir)
-    if args.push_to_hub:  # the card written above is kept (BigDropTrainer.create_model_card)
+    if args.push_to_hub:  # the Trainer pushed nothing before (`hub_strategy="end"`, checks.py)
         held_out = ", ".join(results.test_domains)
-        trainer.push_to_hub(commit_message=f"hf_bigdrop: {results.dataset}, held out {held_out}")
+        push_output_dir(trainer, f"hf_bigdrop: {results.dataset}, held out {held_out}")
 
 
 def held_out_domain_sets(arguments: ExperimentArguments) -> list[list[str]]:
