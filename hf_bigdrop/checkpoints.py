@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 TRAINER_STATE_FILE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-# The model's weights: one file, or an index of shards.
-_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+# The model's weights: one file, an index of shards, or (a LoRA run, `hf_bigdrop.lora`) the adapter with the head.
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 
 
 def safetensors_problem(path: Path) -> str | None:

@@ -126,6 +126,7 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
             "domain-generalization",
             "out-of-distribution",
             "image-classification",
+            *(["lora"] if results.arguments.get("model", {}).get("lora_r") else []),
         ],
         metrics=["accuracy"],
     )
@@ -150,7 +151,7 @@ domains {train} with **dropout {results.dropout_rate:g}** on its penultimate rep
 - Protocol (DomainBed): each training domain split {_holdout(results)} into train / validation, seeded per domain;
   {_selection_sentence(results)}
 - Backbone `{results.backbone}`, dropout rate {results.dropout_rate:g} on the pooled features, BatchNorm statistics
-  {"frozen" if results.freeze_batchnorm else "trained"}.
+  {"frozen" if results.freeze_batchnorm else "trained"}.{_lora_item(results)}
 - Optimiser `{results.optimizer}`, learning rate {results.learning_rate}, {results.max_steps} steps; every argument
   is in `results.json`. Wall time: {results.wall_time_s:.0f} s.
 
@@ -183,6 +184,19 @@ def _base_model_words(results: RunResults, base_model: str | None) -> str:
     if base_model is None or base_model == results.backbone:
         return ""
     return f" (the weights of [`{base_model}`](https://huggingface.co/{base_model}))"
+
+
+def _lora_item(results: RunResults) -> str:
+    model = results.arguments.get("model", {})
+    if not model.get("lora_r"):
+        return ""
+    alpha = model.get("lora_alpha") or model["lora_r"]
+    return (
+        f"\n- LoRA (`peft`): adapters of rank {model['lora_r']} (alpha {alpha:g}, LoRA dropout "
+        f"{model.get('lora_dropout', 0.0):g}) on the backbone's `{'`, `'.join(model.get('lora_target_modules', []))}` "
+        "layers, the linear head trained in full, the rest of the backbone as pretrained; the adapters are merged into "
+        "these weights (the adapter alone is in `adapter/`)."
+    )
 
 
 def _license_sentence(results: RunResults) -> str:

@@ -81,6 +81,14 @@ BAD_FLAGS = [
         r"--hub_strategy 'every_save' pushes while training; the runner pushes .* once.*use 'end'",
     ),
     (["--metric_for_best_model", "test_accuracy"], r"selects on the reported o.o.d. accuracy itself"),
+    (["--lora_r", "-1"], r"--lora_r must be >= 0 \(0: full fine-tuning, no LoRA\), got -1"),
+    (["--lora_r", "4", "--lora_alpha", "0"], r"--lora_alpha must be positive \(or unset: lora_r\), got 0.0"),
+    (["--lora_r", "4", "--lora_dropout", "1"], r"--lora_dropout must be in \[0, 1\), got 1.0"),
+    (["--lora_r", "4", "--freeze_backbone", "True"], r"--freeze_backbone trains the head alone and --lora_r"),
+    (
+        ["--lora_r", "4", "--freeze_batchnorm", "False"],
+        r"BatchNorm statistics included.*--freeze_batchnorm True",
+    ),
     (["--learning_rat", "0.1"], r"not used by the HfArgumentParser: \['--learning_rat'\]"),
 ]
 
@@ -92,6 +100,17 @@ def test_bad_flags_are_one_line_before_any_work(backbone, tmp_path, capsys, no_w
     )  # the last occurrence of a flag wins
     assert re.search(message, line), line
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_lora_without_peft_names_the_extra(backbone, tmp_path, capsys, no_work, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "peft" else find_spec(name, *a)
+    )
+    line = _refused([*tiny_flags(backbone, tmp_path / "run"), "--lora_r", "8"], capsys)
+    assert line.endswith('--lora_r needs the peft package: pip install "hf-bigdrop[lora]"'), line
 
 
 BAD_RECIPES = [

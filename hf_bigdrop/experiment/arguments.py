@@ -70,10 +70,43 @@ class ModelArguments:
         default="zeros",
         metadata={"help": "Initialisation of the linear head.", "choices": list(CLASSIFIER_INIT_CHOICES)},
     )
+    # LoRA (`hf_bigdrop.lora`, the `lora` extra): which parameters train, not BigDropConfig arguments.
+    lora_r: int = field(
+        default=0,
+        metadata={
+            "help": "LoRA rank: peft adapters in the backbone, the head trained in full, merged at the end; 0 = "
+            "full fine-tuning."
+        },
+    )
+    lora_alpha: float | None = field(
+        default=None, metadata={"help": "LoRA alpha (updates scaled by alpha / r); default: lora_r."}
+    )
+    lora_dropout: float = field(
+        default=0.0, metadata={"help": "LoRA's own dropout on the adapters' input (not dropout_rate)."}
+    )
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "Backbone layers that get adapters, by name, or all-linear (see docs/lora.md)."},
+    )
 
     def config_kwargs(self) -> dict:
-        """The `BigDropConfig` arguments (every field but `backbone`)."""
-        return {name: value for name, value in asdict(self).items() if name != "backbone"}
+        """The `BigDropConfig` arguments (every field but `backbone` and the LoRA ones)."""
+        return {
+            name: value
+            for name, value in asdict(self).items()
+            if name != "backbone" and not name.startswith("lora_")
+        }
+
+    def lora_kwargs(self) -> dict | None:
+        """The arguments of `hf_bigdrop.lora.add_lora`, or `None` for full fine-tuning (`lora_r` 0)."""
+        if not self.lora_r:
+            return None
+        return {
+            "r": self.lora_r,
+            "alpha": self.lora_alpha,
+            "dropout": self.lora_dropout,
+            "target_modules": list(self.lora_target_modules),
+        }
 
 
 @dataclass

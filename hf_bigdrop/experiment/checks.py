@@ -3,6 +3,7 @@ model is loaded, each problem a `UsageError` in one line that names the value an
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from ..backbones import is_embedded_backbone
 from ..data import RECIPES, get_dataset_info, list_datasets
 from ..data.registry import describe_domains
 from ..hub import is_hub_id
+from ..lora import LORA_EXTRA_HINT
 from .arguments import ExperimentArguments, UsageError
 from .outputs import RESUME_LATEST
 
@@ -21,7 +23,7 @@ __all__ = ["check_experiment_arguments"]
 def check_experiment_arguments(arguments: ExperimentArguments) -> None:
     """Refuses, before any work, an experiment whose arguments cannot give a meaningful result.
 
-    Checked: the backbone can be loaded (offline too); the dataset is known and its held-out domains exist; options
+    Checked: the backbone can be loaded (offline too); LoRA's arguments and that peft is installed; the dataset is known and its held-out domains exist; options
     apply to the dataset (`data_dir`, `image_size`); validation exists for the selection; the augmentation recipe,
     the trajectory methods' start steps, mixed precision on this machine, the weight average's device; the output
     folder, the checkpoint to resume and, with `push_to_hub`, that a push can happen and happens once
@@ -31,6 +33,7 @@ def check_experiment_arguments(arguments: ExperimentArguments) -> None:
         `UsageError`: the first problem found.
     """
     _check_backbone(arguments.model.backbone)
+    _check_lora(arguments)
     _check_data(arguments)
     _check_training(arguments)
     _check_output(arguments)
@@ -56,6 +59,31 @@ def _check_backbone(name: str) -> None:
         raise UsageError(
             f"backbone {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: "
             "download it once with network, pass a local folder, or use embedded:efficientnet-lite0"
+        )
+
+
+def _check_lora(arguments: ExperimentArguments) -> None:
+    model = arguments.model
+    if model.lora_r < 0:
+        raise UsageError(f"--lora_r must be >= 0 (0: full fine-tuning, no LoRA), got {model.lora_r}")
+    if not model.lora_r:
+        return
+    if importlib.util.find_spec("peft") is None:
+        raise UsageError(f"--lora_r needs the peft package: {LORA_EXTRA_HINT}")
+    if model.lora_alpha is not None and model.lora_alpha <= 0:
+        raise UsageError(f"--lora_alpha must be positive (or unset: lora_r), got {model.lora_alpha}")
+    if not 0.0 <= model.lora_dropout < 1.0:
+        raise UsageError(f"--lora_dropout must be in [0, 1), got {model.lora_dropout}")
+    if not model.lora_target_modules:
+        raise UsageError("--lora_target_modules is empty: name the backbone layers to adapt, or all-linear")
+    if model.freeze_backbone:
+        raise UsageError(
+            "--freeze_backbone trains the head alone and --lora_r adapters in the backbone: choose one"
+        )
+    if not model.freeze_batchnorm:
+        raise UsageError(
+            "--lora_r keeps the backbone as pretrained, BatchNorm statistics included (they are not part of the "
+            "adapter): leave --freeze_batchnorm True"
         )
 
 

@@ -1,7 +1,8 @@
 """What an experiment leaves in its output folder, and what it does with an earlier run's.
 
-A finished run's folder holds its selected model (weights, code for `trust_remote_code`, image processor), its model
-card and, written last and atomically, `results.json`: the marker that the run finished. The resume policy:
+A finished run's folder holds its selected model (weights, code for `trust_remote_code`, image processor; for a LoRA
+run, the merged model and its adapter in `adapter/`), its model card and, written last and atomically,
+`results.json`: the marker that the run finished. The resume policy:
 
 - a new run never mixes with an earlier one: a folder holding an earlier run (checkpoints or results) is refused
   unless the run resumes it (`--resume_from_checkpoint`) or starts over (`--overwrite_output_dir`, which removes the
@@ -24,6 +25,7 @@ from ..results import RESULTS_FILE, RunResults
 from .arguments import RunArguments, UsageError
 
 __all__ = [
+    "ADAPTER_FOLDER",
     "RESUME_LATEST",
     "checkpoint_to_resume",
     "earlier_run_files",
@@ -37,8 +39,11 @@ logger = logging.getLogger(__name__)
 
 # Values of --resume_from_checkpoint that mean "the newest complete checkpoint in output_dir".
 RESUME_LATEST = ("True", "true", "last")
+# Where a LoRA run keeps its adapter (and trained head) beside the merged model.
+ADAPTER_FOLDER = "adapter"
 # What a finished run writes besides its checkpoints (removed by --overwrite_output_dir).
 _OUTPUT_FILES = (
+    ADAPTER_FOLDER,
     RESULTS_FILE,
     "README.md",
     "config.json",

@@ -33,6 +33,7 @@ from ..data import (
     load_domain_dataset,
 )
 from ..evaluation import per_domain_eval_sets
+from ..lora import add_lora, is_lora_model, merge_lora
 from ..metrics import make_compute_metrics
 from ..modelcard import write_model_card
 from ..modeling_bigdrop import BigDropForImageClassification
@@ -42,6 +43,7 @@ from ..training_args import BigDropTrainingArguments
 from .arguments import DataArguments, ExperimentArguments
 from .checks import check_experiment_arguments
 from .outputs import (
+    ADAPTER_FOLDER,
     RESUME_LATEST,
     checkpoint_to_resume,
     is_finished,
@@ -166,13 +168,16 @@ def run_experiment(arguments: ExperimentArguments, *, checkpoint: str | None = N
     logger.info("training domains %s, held out %s, %d classes", train_domains, test_domains, len(class_names))
 
     model = BigDropForImageClassification.from_backbone(
-        backbone_path,
+        arguments.model.backbone,  # its own name (an embedded one too) is the model's name_or_path, peft's base
         num_labels=len(class_names),
         id2label=dict(enumerate(class_names)),
         backbone_name_or_path=arguments.model.backbone,
         preprocessing=evaluation_preprocessing(image_processor, training_image_size(arguments.data)),
         **arguments.model.config_kwargs(),
     )
+    lora = arguments.model.lora_kwargs()
+    if lora is not None:  # adapters in the backbone, the head trained in full (hf_bigdrop.lora)
+        model = add_lora(model, **lora)
     trainer = build_trainer(model, splits, image_processor, arguments.data, training)
     clock = _WallClock(start, _seconds_before(checkpoint))
     trainer.add_callback(clock)
@@ -193,9 +198,19 @@ def run_experiment(arguments: ExperimentArguments, *, checkpoint: str | None = N
 
 
 def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
-    """Writes the selected model (with its code and image processor) and the model card, then `results.json` last
-    (atomically: the finished marker); with `push_to_hub`, then pushes the folder once."""
+    """Writes the selected model (with its code and image processor; a LoRA model merged, its adapter in `adapter/`)
+    and the model card, then `results.json` last (atomically: the finished marker); with `push_to_hub`, then pushes
+    the folder once."""
     args = trainer.args
+    if is_lora_model(trainer.model):
+        # The adapter (with the trained head) in `adapter/`, and the merged model as the folder's BigDrop
+        # checkpoint: pipeline, trust_remote_code, soups and combinations read it like any run's.
+        if trainer.is_world_process_zero():
+            adapter = Path(args.output_dir) / ADAPTER_FOLDER
+            trainer.model.save_pretrained(adapter)
+            # peft writes a blank card template there: the folder's own card describes the adapter.
+            (adapter / "README.md").unlink(missing_ok=True)
+        trainer.model = merge_lora(trainer.model)
     # `_internal_call`: the Trainer pushes on a user's `save_model`; the push comes once, below, after results.json.
     trainer.save_model(args.output_dir, _internal_call=True)
     if trainer.is_world_process_zero():

@@ -1,0 +1,180 @@
+"""LoRA with the very-large-dropout head: `peft` adapters in the backbone, the head trained in full, and the merge back
+into a plain BigDrop checkpoint.
+
+`add_lora` wraps a `BigDropForImageClassification` in a `peft.PeftModel`: low-rank adapters on the backbone's linear
+(or plain convolution) layers named by `target_modules`, and the linear head (`classifier`) trained and saved whole
+(`modules_to_save`). Everything else stays as pretrained, BatchNorm statistics included; the dropout on the pooled
+features, a module of the base model, is active in training and off in evaluation as without LoRA. `merge_lora` folds
+the adapters into the weights and gives back a `BigDropForImageClassification` that saves, loads, runs in `pipeline`
+and under `trust_remote_code` like any other. `peft` is the optional extra `lora` (`pip install "hf-bigdrop[lora]"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .modeling_bigdrop import BigDropForImageClassification
+
+__all__ = ["ALL_LINEAR", "HEAD_MODULES", "LORA_EXTRA_HINT", "add_lora", "is_lora_model", "merge_lora"]
+
+LORA_EXTRA_HINT = 'pip install "hf-bigdrop[lora]"'
+# peft's shorthand for every linear layer but the output layer.
+ALL_LINEAR = "all-linear"
+# Trained and saved in full beside the adapters: the linear head after the dropout.
+HEAD_MODULES = ("classifier",)
+# Layers whose adapters merge exactly into the weights: plain linear layers and convolutions without groups.
+_MERGEABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _peft():
+    try:
+        import peft
+    except ImportError as error:
+        raise ImportError(f"LoRA needs the peft package: {LORA_EXTRA_HINT}") from error
+    return peft
+
+
+def is_lora_model(model: nn.Module) -> bool:
+    """Whether `model` is a `peft.PeftModel` (without importing peft when it is not installed)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+def _adaptable_layer_names(model: BigDropForImageClassification) -> list[str]:
+    """The names (last component) of the backbone's layers that LoRA can adapt and merge."""
+    names = set()
+    for name, module in model.backbone.named_modules():
+        if type(module) in _MERGEABLE and getattr(module, "groups", 1) == 1:
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def add_lora(
+    model: BigDropForImageClassification,
+    *,
+    r: int,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+    target_modules: str | Sequence[str] = ALL_LINEAR,
+):
+    """Adds LoRA adapters to the backbone of `model` and trains its head in full.
+
+    Args:
+        model (`BigDropForImageClassification`): the model (changed in place, as `peft.get_peft_model` does).
+        r (`int`): the rank of the adapters (positive).
+        alpha (`float`, *optional*): LoRA's scaling numerator (the update is scaled by `alpha / r`); default `r`.
+        dropout (`float`, *optional*, defaults to 0.0): LoRA's own dropout on the adapters' input, in `[0, 1)`;
+            the very large dropout on the pooled features is the model's `dropout_rate`.
+        target_modules (`str` or `Sequence[str]`, *optional*, defaults to `"all-linear"`): the layers to adapt, by
+            name (a name matches a layer whose name is it or ends with `.` and it), or `"all-linear"` for every
+            linear layer of the backbone (transformers and timm ViTs; convolutional backbones have none: name their
+            convolutions, see `docs/lora.md`).
+
+    Returns:
+        `peft.PeftModel`: the model to train. `merge_lora` turns it back into a plain BigDrop model.
+
+    Raises:
+        `ImportError`: peft is not installed (the message names the extra).
+        `ValueError`: a bad rank, alpha or dropout; a model that cannot take adapters as asked (`freeze_backbone`, or
+            BatchNorm statistics that train); `target_modules` that match no layer (the message lists the backbone's
+            adaptable layer names), or match a layer whose adapter cannot be merged (a grouped or self-padding
+            convolution).
+    """
+    peft = _peft()
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"the LoRA rank `r` must be a positive integer, got {r!r}")
+    alpha = r if alpha is None else alpha
+    if not alpha > 0:
+        raise ValueError(f"LoRA's `alpha` must be positive, got {alpha!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"LoRA's `dropout` must be in [0, 1), got {dropout!r}")
+    config = model.config
+    if config.freeze_backbone:
+        raise ValueError(
+            "freeze_backbone=True trains the head alone, LoRA trains adapters in the backbone: choose one"
+        )
+    if not config.freeze_batchnorm and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.backbone.modules()
+    ):
+        raise ValueError(
+            "LoRA keeps the backbone as pretrained, and BatchNorm statistics updated in training would not be part "
+            "of the adapter (its checkpoints, the selected model): keep freeze_batchnorm=True"
+        )
+    targets = target_modules if isinstance(target_modules, str) else list(target_modules)
+    if isinstance(targets, list) and targets == [ALL_LINEAR]:
+        targets = ALL_LINEAR  # peft takes the shorthand only as a string
+    if not targets:
+        raise ValueError("`target_modules` is empty: name the layers to adapt, or 'all-linear'")
+    lora_config = peft.LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets,
+        modules_to_save=list(HEAD_MODULES),
+    )
+    adaptable = _adaptable_layer_names(model)
+    try:
+        wrapped = peft.get_peft_model(model, lora_config)
+    except ValueError as error:  # peft's NoMatchingPeftModuleError, and its refusals of unsupported layers
+        raise ValueError(
+            f"LoRA target_modules {target_modules!r} cannot adapt the {type(model.backbone).__name__} backbone "
+            f"(peft: {' '.join(str(error).split())}); its layers that take adapters are named {adaptable}"
+        ) from None
+    _check_mergeable(wrapped, adaptable)
+    return wrapped
+
+
+def _check_mergeable(wrapped, adaptable: list[str]) -> None:
+    from peft.tuners.lora import LoraLayer
+
+    unmergeable = sorted(
+        name
+        for name, module in wrapped.named_modules()
+        if isinstance(module, LoraLayer)
+        and (
+            type(module.get_base_layer()) not in _MERGEABLE
+            or getattr(module.get_base_layer(), "groups", 1) > 1
+        )
+    )
+    if unmergeable:
+        raise ValueError(
+            f"LoRA target_modules include {len(unmergeable)} layer(s) whose adapter cannot be merged into the "
+            f"weights (grouped or depthwise convolutions, or convolutions that pad themselves like timm's "
+            f"Conv2dSame): {unmergeable[:4]}{' ...' if len(unmergeable) > 4 else ''}; choose among {adaptable}"
+        )
+
+
+def merge_lora(model) -> BigDropForImageClassification:
+    """Folds the LoRA adapters of `model` into its weights and returns the plain BigDrop model.
+
+    The head trained beside the adapters replaces the original one. The result saves with `save_pretrained` as any
+    BigDrop checkpoint (its code, its image processor), loads without peft and gives the logits of `model` (up to
+    floating-point rounding of the merged weights).
+
+    Args:
+        model (`peft.PeftModel`): a model from `add_lora` (it is unwrapped in place: use the returned model).
+
+    Returns:
+        `BigDropForImageClassification`: the merged model, in the training mode `model` was in.
+    """
+    if not is_lora_model(model):
+        raise ValueError(f"merge_lora needs a peft model (from add_lora), got {type(model).__name__}")
+    with torch.no_grad():
+        merged = model.merge_and_unload()
+    if not isinstance(merged, BigDropForImageClassification):
+        raise ValueError(
+            f"the merged model is a {type(merged).__name__}, not a BigDropForImageClassification"
+        )
+    for (
+        parameter
+    ) in merged.parameters():  # a normal model again: every weight trainable, as after from_backbone
+        parameter.requires_grad_(True)
+    if merged.config.freeze_backbone:
+        merged.backbone.requires_grad_(False)
+    return merged
