@@ -25,11 +25,13 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Two pytest workers (pytest-xdist), each test module on one worker (its module fixtures built once).
+PYTEST_WORKERS ?= 2
 test: lint docs
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(PYTEST_WORKERS) --dist loadscope
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -q -m "not slow"
+	$(PY) -m pytest tests -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
