@@ -200,3 +200,19 @@ def test_from_the_command_line(backbone, tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("hf-bigdrop run: error: unknown domain 'svhn'")
+
+
+def test_the_console_command_exits_0_after_a_command_that_returns_results(monkeypatch):
+    """`hf-bigdrop` is a console script: it exits with what its function returns, which must not be the results."""
+    from importlib.metadata import entry_points
+
+    import hf_bigdrop.experiment.cli as cli_module
+
+    [entry] = entry_points(group="console_scripts", name="hf-bigdrop")
+    assert entry.value == "hf_bigdrop.experiment.cli:console_main"
+    monkeypatch.setitem(cli_module.COMMANDS, "compare", lambda argv: ["results", *argv])
+    monkeypatch.setattr(sys, "argv", ["hf-bigdrop", "compare", "run-a"])
+    assert cli_module.main() == ["results", "run-a"]  # the library call keeps the results
+    with pytest.raises(SystemExit) as exit_:
+        sys.exit(entry.load()())  # what the console script's wrapper does
+    assert exit_.value.code is None

@@ -21,7 +21,15 @@ from pathlib import Path
 from ..results import COMBINATION_METHODS, RunResults, comparison_table, domain_table, run_title
 from .arguments import UsageError
 
-__all__ = ["COMMANDS", "main", "run_command", "sweep_command", "combine_command", "compare_command"]
+__all__ = [
+    "COMMANDS",
+    "console_main",
+    "main",
+    "run_command",
+    "sweep_command",
+    "combine_command",
+    "compare_command",
+]
 
 
 def _logging(verbose: bool = True) -> None:
@@ -215,3 +223,11 @@ def main(argv: list[str] | None = None, command: str | None = None):
         # Leave together: a process that exits while another still holds the gloo/NCCL connection can abort it.
         PartialState().wait_for_everyone()
     return result
+
+
+def console_main() -> None:
+    """The `hf-bigdrop` console command: `main`, exiting with status 0 when the command succeeds.
+
+    (A console script exits with whatever its function returns, and `main` returns the command's results.)
+    """
+    main()
