@@ -137,6 +137,21 @@ class StopAfterFirstCheckpoint(TrainerCallback):
         control.should_training_stop = True
 
 
+def run_stopped_after_first_checkpoint(monkeypatch, argv: list[str]) -> None:
+    """Runs the experiment of `argv` as far as its first checkpoint, as a run killed there leaves its folder."""
+    from hf_bigdrop.experiment import parse_experiment_arguments, run_experiments
+    from hf_bigdrop.experiment import runner as runner_module
+
+    class KilledTrainer(runner_module.BigDropTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(StopAfterFirstCheckpoint())
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner_module, "BigDropTrainer", KilledTrainer)
+        run_experiments(parse_experiment_arguments(argv))
+
+
 # The start of a script run in a fresh interpreter in which `import hf_bigdrop` fails, as on a machine that never
 # installed it.
 _BLOCK_HF_BIGDROP = textwrap.dedent(

@@ -192,22 +192,13 @@ def test_run_ood_with_lora_saves_the_merged_model_and_its_adapter(backbone, tmp_
 
 @pytest.mark.slow
 def test_a_killed_lora_run_resumes_exactly(backbone, tmp_path, monkeypatch):
-    from helpers import StopAfterFirstCheckpoint
+    from helpers import run_stopped_after_first_checkpoint
 
     from hf_bigdrop.experiment import parse_experiment_arguments, run_experiments
-    from hf_bigdrop.experiment import runner as runner_module
 
     lora = ("--lora_r", "4", "--lora_target_modules", "convolution", "--weight_averaging_start_step", "1")
     [whole] = run_experiments(parse_experiment_arguments(tiny_flags(backbone, tmp_path / "a", *lora)))
-
-    class KilledTrainer(runner_module.BigDropTrainer):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.add_callback(StopAfterFirstCheckpoint())
-
-    with monkeypatch.context() as patch:
-        patch.setattr(runner_module, "BigDropTrainer", KilledTrainer)
-        run_experiments(parse_experiment_arguments(tiny_flags(backbone, tmp_path / "b", *lora)))
+    run_stopped_after_first_checkpoint(monkeypatch, tiny_flags(backbone, tmp_path / "b", *lora))
     resume = ("--resume_from_checkpoint", "True")
     [resumed] = run_experiments(
         parse_experiment_arguments(tiny_flags(backbone, tmp_path / "b", *lora, *resume))

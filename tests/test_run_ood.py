@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import REPO, RUNNER, StopAfterFirstCheckpoint, launch_two_cpu_processes, tiny_flags
+from helpers import REPO, RUNNER, launch_two_cpu_processes, run_stopped_after_first_checkpoint, tiny_flags
 from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors.torch import load_file
@@ -18,7 +18,6 @@ from transformers import AutoModelForImageClassification, pipeline
 
 from hf_bigdrop import BigDropForImageClassification
 from hf_bigdrop.experiment import UsageError, parse_experiment_arguments, run_experiments
-from hf_bigdrop.experiment import runner as runner_module
 from hf_bigdrop.results import RunResults
 
 
@@ -164,14 +163,7 @@ def test_resume_continues_a_killed_run_exactly(backbone, tmp_path, monkeypatch):
     flags = ("--dropout_rate", "0.5", "--classifier_lr_multiplier", "10")
     [uninterrupted] = run(tiny_flags(backbone, tmp_path / "a", *flags))
 
-    class KilledTrainer(runner_module.BigDropTrainer):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.add_callback(StopAfterFirstCheckpoint())
-
-    with monkeypatch.context() as patch:
-        patch.setattr(runner_module, "BigDropTrainer", KilledTrainer)
-        run(tiny_flags(backbone, tmp_path / "b", *flags))
+    run_stopped_after_first_checkpoint(monkeypatch, tiny_flags(backbone, tmp_path / "b", *flags))
     assert sorted(p.name for p in (tmp_path / "b").glob("checkpoint-*")) == ["checkpoint-3"]
 
     [resumed] = run(tiny_flags(backbone, tmp_path / "b", *flags, "--resume_from_checkpoint", "True"))

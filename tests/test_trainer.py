@@ -105,13 +105,16 @@ def test_two_processes_report_the_same_loss_as_one(tmp_path):
 def test_ddp_without_the_unused_parameters_search_or_its_warning(tmp_path):
     """BigDropTrainer's DDP learns the unused parameters once (a static graph): no search every step, no warning
     that there were none, and a backbone parameter without a gradient still trains as in one process."""
-    script = Path(__file__).parent / "scripts" / "bigdrop_trainer_ddp.py"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run(
-        [sys.executable, str(script), str(one), "8"], check=True, cwd=tmp_path, env=env, timeout=300
+        [sys.executable, str(SCRIPT), str(one), "8", "bigdrop"],
+        check=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
-    launch = launch_two_cpu_processes([str(script), str(two), "4"], cwd=tmp_path, timeout=300)
+    launch = launch_two_cpu_processes([str(SCRIPT), str(two), "4", "bigdrop"], cwd=tmp_path, timeout=300)
     assert "find_unused_parameters" not in launch.stderr
     single, double = json.loads(one.read_text()), json.loads(two.read_text())
     assert double["train_losses"] == pytest.approx(single["train_losses"], rel=1e-5)

@@ -151,15 +151,20 @@ def test_per_domain_eval_sets_and_summary():
     )
 
 
+def _eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dataset]:
+    """The per-domain evaluation sets of `splits`, transformed for the tiny models."""
+    return {
+        name: apply_transforms(ds, PROCESSOR, train=False)
+        for name, ds in per_domain_eval_sets(splits).items()
+    }
+
+
 def test_evaluate_reports_per_domain_and_mean_accuracy(tmp_path):
     splits = datasets.DatasetDict(
         validation=colour_dataset({"art": 8, "photo": 12}, seed=1),
         test=colour_dataset({"sketch": 10}, seed=2),
     )
-    eval_sets = {
-        name: apply_transforms(ds, PROCESSOR, train=False)
-        for name, ds in per_domain_eval_sets(splits).items()
-    }
+    eval_sets = _eval_sets(splits)
     trainer = BigDropTrainer(
         model=tiny_model(classifier_init="normal"),
         args=make_args(tmp_path, per_device_eval_batch_size=4),
@@ -236,10 +241,7 @@ def test_one_progress_bar_per_evaluation(tmp_path, monkeypatch):
         validation=colour_dataset({"art": 8, "photo": 12}, seed=1),
         test=colour_dataset({"sketch": 10}, seed=2),
     )
-    eval_sets = {
-        name: apply_transforms(ds, PROCESSOR, train=False)
-        for name, ds in per_domain_eval_sets(splits).items()
-    }
+    eval_sets = _eval_sets(splits)
     trainer = BigDropTrainer(
         model=tiny_model(),
         args=make_args(

@@ -1,6 +1,9 @@
-"""Trains a tiny BigDrop model with the plain Trainer and writes its loss log: run it with 1 or 2 processes.
+"""Trains a tiny BigDrop model and writes its loss log: run it with 1 or 2 processes.
 
-Usage: python trainer_loss.py OUTPUT_JSON PER_DEVICE_BATCH_SIZE
+Usage: python trainer_loss.py OUTPUT_JSON PER_DEVICE_BATCH_SIZE [plain|bigdrop]
+
+`plain` (the default): the plain `transformers.Trainer`. `bigdrop`: `BigDropTrainer` with its default arguments, and a
+backbone parameter that never receives a gradient (as an unused pooler would).
 """
 
 from __future__ import annotations
@@ -17,12 +20,19 @@ from transformers import Trainer, TrainingArguments
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: the tiny backbones every test shares
 from tiny_models import tiny_model  # noqa: E402
 
+from hf_bigdrop.training import BigDropTrainer  # noqa: E402
+from hf_bigdrop.training_args import BigDropTrainingArguments  # noqa: E402
 
-def main(output: str, per_device_batch_size: int) -> None:
+
+def main(output: str, per_device_batch_size: int, trainer_kind: str = "plain") -> None:
     torch.manual_seed(0)
     # Dropout masks differ between processes; the loss arithmetic is what is tested.
     model = tiny_model(dropout_rate=0.0)
-    args = TrainingArguments(
+    trainer_class, arguments_class = Trainer, TrainingArguments
+    if trainer_kind == "bigdrop":
+        model.backbone.register_parameter("unused_weight", torch.nn.Parameter(torch.ones(3)))
+        trainer_class, arguments_class = BigDropTrainer, BigDropTrainingArguments
+    args = arguments_class(
         output_dir=output + ".run",
         use_cpu=True,
         per_device_train_batch_size=per_device_batch_size,
@@ -40,7 +50,7 @@ def main(output: str, per_device_batch_size: int) -> None:
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    trainer = Trainer(
+    trainer = trainer_class(
         model=model, args=args, train_dataset=ToyImages(64, seed=0), eval_dataset=ToyImages(32, seed=1)
     )
     trainer.train()
@@ -55,4 +65,4 @@ def main(output: str, per_device_batch_size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:])
