@@ -42,6 +42,26 @@ def test_the_results_sweep_files_expand_to_the_documented_grids():
 
 
 @pytest.mark.parametrize(
+    ("name", "runs", "budget", "schedule"),
+    [
+        ("sweep_styles_budget", 2, 6000, "constant"),
+        ("sweep_emoji_budget", 2, 6000, "constant"),
+        ("sweep_styles_converged", 24, 4000, None),  # the recipe's linear decay over the budget
+        ("sweep_emoji_converged", 18, 2000, None),
+    ],
+)
+def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, budget, schedule):
+    """docs/results.md: the pilots hold the learning rate constant; the converged sweeps use the budget they fixed."""
+    config = Sweep.load(REPO / "examples" / "configs" / f"{name}.yaml")
+    jobs = config.check()
+    assert len(jobs) == runs and {job.setting["dropout_rate"] for job in jobs} == {0.0, 0.9}
+    for job in jobs:
+        argv = job.argv()
+        assert argv[argv.index("--max_steps") + 1] == str(budget)
+        assert ("--lr_scheduler_type" in argv) == (schedule is not None)
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0]}\n", "needs 'test_domains'"),
