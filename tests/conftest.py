@@ -16,7 +16,14 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# The cores are shared between the pytest-xdist workers: each worker, and every process a test starts, gets its
+# share (one thread each with two workers on two cores). More threads than cores make every OpenMP kernel wait for
+# threads that are not running, which slowed training tests several times over.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+os.environ.setdefault("MKL_NUM_THREADS", str(_THREADS))
+torch.set_num_threads(min(_THREADS, torch.get_num_threads()))
 
 
 @pytest.fixture(autouse=True)
