@@ -63,6 +63,7 @@ from hf_bigdrop.evaluation import per_domain_eval_sets
 from hf_bigdrop.experiment.arguments import DataArguments, ModelArguments
 from hf_bigdrop.experiment.runner import build_trainer, training_image_size
 from hf_bigdrop.metric_keys import metric_key
+from hf_bigdrop.tables import markdown_table
 from hf_bigdrop.training_args import BigDropTrainingArguments
 
 # Grey frame: the cue removed (the border stays, its colour says nothing). Indexes the palette's last row.
@@ -638,21 +639,20 @@ def summarise(rows: list[dict]) -> list[dict]:
     return sorted(summary, key=lambda e: (order.get(e["setting"], 0), e["cue_agreement"], e["dropout_rate"]))
 
 
-def markdown_table(summary: list[dict]) -> str:
+def summary_table(summary: list[dict]) -> str:
     """One line per setting: every measurement as mean ± std over seeds (— where it does not apply)."""
-    titles = " | ".join(TITLES[m] for m in METRICS)
-    lines = [f"| cue agreement | setting | {titles} |", "|" + "---:|" * (2 + len(METRICS))]
+    rows = []
     for entry in summary:
-        cells = " | ".join(
-            "—" if math.isnan(entry[m]) else f"{entry[m]:.1f} ± {entry[f'{m}_std']:.1f}" for m in METRICS
-        )
         if entry["setting"] == "pretrained features":
             cue, setting = "—", "pretrained features, no fine-tuning"
         else:
             cue = f"{entry['cue_agreement']:g}" if entry["cue_agreement"] else "no cue"
             setting = f"p={entry['dropout_rate']:g}"
-        lines.append(f"| {cue} | {setting} | {cells} |")
-    return "\n".join(lines)
+        cells = [
+            "—" if math.isnan(entry[m]) else f"{entry[m]:.1f} ± {entry[f'{m}_std']:.1f}" for m in METRICS
+        ]
+        rows.append([cue, setting, *cells])
+    return markdown_table(["cue agreement", "setting", *(TITLES[m] for m in METRICS)], rows)
 
 
 def report(args: CueArguments, rows: list[dict], seconds: float) -> tuple[str, list[dict]]:
@@ -671,7 +671,7 @@ def report(args: CueArguments, rows: list[dict], seconds: float) -> tuple[str, l
         f"validation checkpoint (cue as trained, every {args.eval_steps} steps); seeds {args.seeds}; accuracies in "
         f"%, mean ± std over seeds (ddof 1); {seconds:.0f} s of wall time."
     )
-    table = markdown_table(summary)
+    table = summary_table(summary)
     with (output_dir / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
