@@ -12,32 +12,70 @@ import datasets
 import numpy as np
 
 from .data import domain_ids, domain_names
+from .data.splitting import domain_rng
 from .metric_keys import EVAL_GROUPS, domain_accuracies, eval_set_name, metric_key
 from .metrics import mean_domain_accuracy, worst_domain_accuracy
 
 
-def per_domain_eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dataset]:
+def per_domain_eval_sets(
+    splits: datasets.DatasetDict, fit_examples_per_domain: int | None = None
+) -> dict[str, datasets.Dataset]:
     """Splits a `load_domain_dataset` result into the per-domain evaluation sets that `BigDropTrainer` reads.
 
     Args:
-        splits (`datasets.DatasetDict`): with `validation` and `test` (and optionally `test_validation`) splits
-            holding a `domain` `ClassLabel` column.
+        splits (`datasets.DatasetDict`): with `validation` and `test` (and optionally `test_validation`,
+            `test_known`, `train`) splits holding a `domain` `ClassLabel` column.
+        fit_examples_per_domain (`int | None`, *optional*, defaults to `None`): With a `train` split, also evaluate
+            a fixed sample of this many training examples per domain (`fit_<domain>`: the fit of the training data,
+            with dropout off as in every evaluation). The sample is the same for every seed and step
+            (`fit_sample`). `None` or `0`: no fit sets.
 
     Returns:
         `dict[str, datasets.Dataset]`: `val_<domain>` for each training domain, `test_<domain>` for each held-out
-        domain, and `oracle_<domain>` when a `test_validation` split exists; pass it as the Trainer's
-        `eval_dataset`.
+        domain, `oracle_<domain>` when a `test_validation` split exists, `known_<domain>` when a `test_known` split
+        exists, and `fit_<domain>` when asked; pass it as the Trainer's `eval_dataset`.
     """
     sets: dict[str, datasets.Dataset] = {}
     for group, split in EVAL_GROUPS.items():
         if split not in splits:
             continue
         dataset = splits[split]
+        if group == "fit":
+            if not fit_examples_per_domain:
+                continue
+            dataset = fit_sample(dataset, fit_examples_per_domain)
         ids = domain_ids(dataset)
         names = domain_names(dataset)
         for domain_id in np.unique(ids):
             sets[eval_set_name(group, names[domain_id])] = dataset.select(np.flatnonzero(ids == domain_id))
     return sets
+
+
+def fit_sample(train: datasets.Dataset, examples_per_domain: int) -> datasets.Dataset:
+    """A fixed sample of a training split: at most `examples_per_domain` examples of each domain, drawn by a
+    generator seeded by the domain's name alone (`domain_rng(0, domain, "fit")`), in the split's order.
+
+    Args:
+        train (`datasets.Dataset`): A training split with a `domain` `ClassLabel` column.
+        examples_per_domain (`int`): The most examples kept per domain (a positive integer).
+
+    Returns:
+        `datasets.Dataset`: The sample (an index selection: nothing is decoded).
+    """
+    if (
+        isinstance(examples_per_domain, bool)
+        or not isinstance(examples_per_domain, int)
+        or examples_per_domain < 1
+    ):
+        raise ValueError(f"examples_per_domain must be a positive integer, got {examples_per_domain!r}.")
+    ids, names = domain_ids(train), domain_names(train)
+    kept = [
+        domain_rng(0, names[domain_id], "fit").permutation(np.flatnonzero(ids == domain_id))[
+            :examples_per_domain
+        ]
+        for domain_id in np.unique(ids)
+    ]
+    return train.select(np.sort(np.concatenate(kept or [np.empty(0, np.int64)])).tolist())
 
 
 def summarize_domain_metrics(
@@ -63,4 +101,4 @@ def summarize_domain_metrics(
     return summary
 
 
-__all__ = ["per_domain_eval_sets", "summarize_domain_metrics"]
+__all__ = ["fit_sample", "per_domain_eval_sets", "summarize_domain_metrics"]

@@ -9,7 +9,9 @@
 - method tag (`METHOD_TAGS`): none for the live model, `wa` for the trajectory weight average, `ens` for the trajectory
   ensemble;
 - group (`EVAL_GROUPS`): `val` (validation split of the training domains), `test` (held-out domains), `oracle` (a
-  validation split of the held-out domains);
+  validation split of the held-out domains), `known` (a grouped dataset's held-out domains on the groups training
+  saw: a diagnostic of recognising known instances, never the o.o.d. result), `fit` (a fixed sample of the training
+  split, evaluated like every set with dropout off: how well the model fits its training data);
 - a per-domain statistic (`DOMAIN_STATISTICS`: `accuracy`, and the Trainer's `loss`, `runtime`, ...) after the domain
   name, which may itself hold underscores (`art_painting`), or a summary over the group's domains (`SUMMARIES`:
   `accuracy`, the mean, and `worst_accuracy`) without one.
@@ -40,7 +42,13 @@ __all__ = [
 ]
 
 # Evaluation group -> the `load_domain_dataset` split its per-domain sets come from.
-EVAL_GROUPS = {"val": "validation", "test": "test", "oracle": "test_validation"}
+EVAL_GROUPS = {
+    "val": "validation",
+    "test": "test",
+    "oracle": "test_validation",
+    "known": "test_known",
+    "fit": "train",
+}
 # The methods evaluated along one trajectory -> the tag of their keys (the live model has none).
 METHOD_TAGS = {"live": "", "trajectory_wa": "wa", "trajectory_ensemble": "ens"}
 # Statistics of one domain's evaluation set: ours (`accuracy`) and the Trainer's own.
@@ -55,7 +63,7 @@ class MetricKey:
     """What one metric key names.
 
     Args:
-        group (`str`): `val`, `test` or `oracle` (`EVAL_GROUPS`).
+        group (`str`): `val`, `test`, `oracle`, `known` or `fit` (`EVAL_GROUPS`).
         domain (`str | None`, defaults to `None`): the domain, or `None` for a summary over the group's domains.
         statistic (`str`, defaults to `"accuracy"`): a `DOMAIN_STATISTICS` entry for a domain, a `SUMMARIES` entry
             for a summary.
@@ -99,7 +107,7 @@ def metric_key(
     """The key of one metric, e.g. `metric_key("val", "photo")` = `"eval_val_photo_accuracy"`.
 
     Args:
-        group (`str`): `val`, `test` or `oracle`.
+        group (`str`): `val`, `test`, `oracle`, `known` or `fit`.
         domain (`str | None`, *optional*, defaults to `None`): a domain, or `None` for the summary over the group.
         statistic (`str`, *optional*, defaults to `"accuracy"`): what is measured (see `MetricKey`).
         method (`str`, *optional*, defaults to `"live"`): `live`, `trajectory_wa` or `trajectory_ensemble`.

@@ -35,12 +35,18 @@ class MethodResults:
         validation_accuracy (`dict[str, float]`): per training domain, on its validation split (in distribution).
         test_accuracy (`dict[str, float]`): per held-out domain (out of distribution).
         oracle_accuracy (`dict[str, float]`): per held-out domain on its validation part (oracle selection only).
+        fit_accuracy (`dict[str, float]`): per training domain, on a fixed sample of its training split with dropout
+            off (how well the model fits its training data), when the run measured it.
+        known_accuracy (`dict[str, float]`): per held-out domain, on the groups training saw (a grouped dataset's
+            diagnostic of recognising known instances in a new domain; never the o.o.d. result).
     """
 
     selected_step: int | None
     validation_accuracy: dict[str, float]
     test_accuracy: dict[str, float]
     oracle_accuracy: dict[str, float] = field(default_factory=dict)
+    fit_accuracy: dict[str, float] = field(default_factory=dict)
+    known_accuracy: dict[str, float] = field(default_factory=dict)
 
     @property
     def mean_validation_accuracy(self) -> float:
@@ -58,6 +64,8 @@ class MethodResults:
             validation_accuracy=dict(selection.accuracy.get("val", {})),
             test_accuracy=dict(selection.accuracy.get("test", {})),
             oracle_accuracy=dict(selection.accuracy.get("oracle", {})),
+            fit_accuracy=dict(selection.accuracy.get("fit", {})),
+            known_accuracy=dict(selection.accuracy.get("known", {})),
         )
 
 

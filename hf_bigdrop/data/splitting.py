@@ -6,6 +6,7 @@ Splits are index selections of one Arrow table: nothing is decoded or copied.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 import datasets
 import numpy as np
@@ -16,7 +17,7 @@ __all__ = [
     "domain_ids",
     "domain_names",
     "domain_rng",
-    "held_out_groups",
+    "carve_groups",
     "split_domain_indices",
     "split_group_indices",
 ]
@@ -42,21 +43,31 @@ def split_domain_indices(
     return np.sort(permuted[n_held:]), np.sort(permuted[:n_held])
 
 
-def held_out_groups(groups: np.ndarray, labels: np.ndarray, holdout_fraction: float, seed: int) -> set[str]:
-    """The groups (e.g. emoji) whose examples go to validation, chosen per class and seeded by `(seed, class)`.
+def carve_groups(
+    groups: np.ndarray,
+    labels: np.ndarray,
+    fractions: Sequence[float],
+    seed: int,
+    purpose: str = "group-split",
+) -> list[set[str]]:
+    """Carves each class's groups (e.g. emoji) into disjoint held-out sets, one per fraction, seeded by `(seed, class)`.
 
-    Every class keeps `floor(n * holdout_fraction)` of its `n` groups for validation (DomainBed's rounding), so a
-    split keeps the classes' proportions of groups. The choice does not depend on the domain: a group held out is
-    held out in every training domain, and never trained on.
+    Each class's `n` groups are shuffled once; the first set takes `floor(n * fractions[0])` of them, the next takes
+    `floor(m * fractions[1])` of the `m` groups left, and so on (DomainBed's rounding), so every set keeps the classes'
+    proportions of groups. The choice does not depend on the domain: a group held out is held out in every domain.
+    With one fraction this is the train / validation split of a grouped dataset; `load_domain_dataset` carves the
+    test groups first, then the validation groups from those left.
 
     Args:
         groups (`np.ndarray`): The group of every example (strings).
         labels (`np.ndarray`): The class of every example; a group must belong to one class.
-        holdout_fraction (`float`): Fraction of each class's groups held out.
+        fractions (`Sequence[float]`): Fraction of each class's remaining groups that each set takes, in order.
         seed (`int`): Split seed.
+        purpose (`str`, *optional*, defaults to `"group-split"`): Mixed into the seed, so that independent carvings
+            (e.g. the held-out domain's oracle part) do not repeat each other.
 
     Returns:
-        `set[str]`: The held-out groups.
+        `list[set[str]]`: One set of groups per fraction.
 
     Raises:
         ValueError: If a group holds examples of several classes (the message names one).
@@ -70,12 +81,15 @@ def held_out_groups(groups: np.ndarray, labels: np.ndarray, holdout_fraction: fl
             f"Group {mixed[0]!r} holds examples of several classes {sorted(classes_of[mixed[0]])} "
             f"({len(mixed)} such group(s)); a group must belong to one class to be split as a whole."
         )
-    held: set[str] = set()
+    carved: list[set[str]] = [set() for _ in fractions]
     for label in sorted({next(iter(classes)) for classes in classes_of.values()}):
         members = np.array(sorted(g for g, classes in classes_of.items() if label in classes), dtype=object)
-        permuted = domain_rng(seed, f"class-{label}", "group-split").permutation(members)
-        held.update(permuted[: int(len(permuted) * holdout_fraction)].tolist())
-    return held
+        left = domain_rng(seed, f"class-{label}", purpose).permutation(members).tolist()
+        for held, fraction in zip(carved, fractions):
+            count = int(len(left) * fraction)
+            held.update(left[:count])
+            left = left[count:]
+    return carved
 
 
 def split_group_indices(
@@ -86,7 +100,7 @@ def split_group_indices(
     Args:
         indices (`np.ndarray`): Indices of the domain's examples.
         groups (`np.ndarray`): The group of every example of the dataset (indexed by `indices`).
-        held (`set[str]`): The held-out groups (`held_out_groups`).
+        held (`set[str]`): The held-out groups (`carve_groups`).
 
     Returns:
         `tuple[np.ndarray, np.ndarray]`: Sorted kept indices and sorted held-out indices.

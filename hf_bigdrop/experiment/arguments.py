@@ -152,6 +152,20 @@ class DataArguments:
     max_per_domain: int | None = field(
         default=None, metadata={"help": "Cap examples per domain (quick runs)."}
     )
+    test_group_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "Grouped datasets (emoji): fraction of each class's groups kept out of training and validation; "
+            "the held-out domain's test holds only them. Default 0.25 for a grouped dataset; 0: every group."
+        },
+    )
+    fit_examples_per_domain: int = field(
+        default=256,
+        metadata={
+            "help": "Training examples per domain (a fixed sample) evaluated with dropout off at each evaluation "
+            "(eval_fit_*): how well the model fits its training data. 0: off."
+        },
+    )
 
     @property
     def leave_one_domain_out(self) -> bool:

@@ -65,7 +65,12 @@ class _Evaluator:
     def evaluate(self, model) -> MethodResults:
         accuracy = domain_accuracies(self._trainer(model).evaluate())
         return MethodResults(
-            None, accuracy.get("val", {}), accuracy.get("test", {}), accuracy.get("oracle", {})
+            None,
+            accuracy.get("val", {}),
+            accuracy.get("test", {}),
+            accuracy.get("oracle", {}),
+            fit_accuracy=accuracy.get("fit", {}),
+            known_accuracy=accuracy.get("known", {}),
         )
 
     def validation_accuracy(self, model) -> float:

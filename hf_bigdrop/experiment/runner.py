@@ -80,6 +80,7 @@ def load_splits(data: DataArguments, seed: int) -> datasets.DatasetDict:
         data_dir=data.data_dir,
         domain_column=data.domain_column,
         max_per_domain=data.max_per_domain,
+        test_group_fraction=data.test_group_fraction,
     )
 
 
@@ -109,7 +110,7 @@ def build_trainer(
     transforms = {"recipe": data.augmentation, "image_size": image_size}
     eval_sets = {
         name: apply_transforms(dataset, image_processor, train=False, **transforms)
-        for name, dataset in per_domain_eval_sets(splits).items()
+        for name, dataset in per_domain_eval_sets(splits, data.fit_examples_per_domain).items()
     }
     return BigDropTrainer(
         model=model,
