@@ -191,9 +191,9 @@ class BigDropTrainingArguments(TrainingArguments):
                 f"metric_for_best_model={name!r}: checkpoints hold the live model; the weight average and the "
                 "ensemble are selected from the evaluation log (hf_bigdrop.selection)."
             )
-        if metric.group == "test":
+        if metric.group in ("test", "known"):
             raise ValueError(
-                f"metric_for_best_model={name!r} selects on the reported o.o.d. accuracy itself. Select on "
+                f"metric_for_best_model={name!r} selects on the held-out domains' accuracy. Select on "
                 "'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with oracle_selection=True (a "
                 "validation part of the held-out domains, DomainBed's oracle)."
             )

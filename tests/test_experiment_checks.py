@@ -80,7 +80,7 @@ BAD_FLAGS = [
         ["--push_to_hub", "True", "--hub_strategy", "every_save"],
         r"--hub_strategy 'every_save' pushes while training; the runner pushes .* once.*use 'end'",
     ),
-    (["--metric_for_best_model", "test_accuracy"], r"selects on the reported o.o.d. accuracy itself"),
+    (["--metric_for_best_model", "test_accuracy"], r"selects on the held-out domains' accuracy"),
     (["--lora_r", "-1"], r"--lora_r must be >= 0 \(0: full fine-tuning, no LoRA\), got -1"),
     (["--lora_r", "4", "--lora_alpha", "0"], r"--lora_alpha must be positive \(or unset: lora_r\), got 0.0"),
     (["--lora_r", "4", "--lora_dropout", "1"], r"--lora_dropout must be in \[0, 1\), got 1.0"),

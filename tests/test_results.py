@@ -12,7 +12,7 @@ from huggingface_hub import EvalResult, ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hf_bigdrop.modelcard import build_model_card, card_eval_results
-from hf_bigdrop.results import MethodResults, RunResults, comparison_table, run_title
+from hf_bigdrop.results import MethodResults, RunResults, comparison_table, domain_table, run_title
 from hf_bigdrop.tables import method_title
 
 
@@ -77,6 +77,21 @@ def test_comparison_table_puts_runs_side_by_side():
     # Methods a run measured beside its live model get a row; a run without them shows a dash.
     table = comparison_table({"ERM": make_results(0.0, 0.75), "BigDrop": make_results(0.9, 0.8, wa_ood=0.85)})
     assert "| trajectory weight average: mean o.o.d. | – | 85.0 |" in table.splitlines()
+
+
+def test_fit_and_known_accuracies_are_shown_when_measured():
+    measured = make_results(0.9, 0.8)
+    measured.primary.fit_accuracy = {"art_painting": 1.0, "cartoon": 0.98, "photo": 0.99}
+    measured.primary.known_accuracy = {"sketch": 0.95}
+    assert measured.primary.mean_fit_accuracy == pytest.approx(0.99)
+    assert make_results(0.0, 0.8).primary.mean_fit_accuracy is None
+    table = comparison_table({"ERM": make_results(0.0, 0.75), "BigDrop": measured})
+    assert "| mean fit (training split, dropout off) | – | 99.0 |" in table.splitlines()
+    assert "| held out, known instances (diagnostic) | – | 95.0 |" in table.splitlines()
+    rows = domain_table(measured).splitlines()
+    assert "| cartoon | training (fit: training split, dropout off) | 98.0 |" in rows
+    assert "| sketch | held out, known instances (diagnostic) | 95.0 |" in rows
+    assert "| **mean o.o.d.** | | **80.0** |" in rows and "| mean fit | | 99.0 |" in rows
 
 
 def test_results_refuse_a_primary_method_they_lack():

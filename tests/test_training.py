@@ -107,10 +107,13 @@ def test_selection_reads_training_domains_unless_oracle(tmp_path):
     assert make_args(tmp_path, **common, oracle_selection=True).metric_for_best_model == "oracle_accuracy"
     with pytest.raises(ValueError, match="reads held-out domains.*oracle_selection=True"):
         make_args(tmp_path, **common, metric_for_best_model="oracle_accuracy")
-    with pytest.raises(ValueError, match="selects on the reported o.o.d. accuracy"):
+    with pytest.raises(ValueError, match="selects on the held-out domains' accuracy"):
         make_args(tmp_path, **common, metric_for_best_model="eval_test_photo_accuracy")
-    with pytest.raises(ValueError, match="selects on the reported o.o.d. accuracy"):
+    with pytest.raises(ValueError, match="selects on the held-out domains' accuracy"):
         make_args(tmp_path, **common, metric_for_best_model="test_accuracy", oracle_selection=True)
+    with pytest.raises(ValueError, match="selects on the held-out domains' accuracy"):
+        make_args(tmp_path, **common, metric_for_best_model="known_accuracy")
+    assert make_args(tmp_path, **common, metric_for_best_model="fit_accuracy")
     assert make_args(tmp_path, **common, metric_for_best_model="oracle_accuracy", oracle_selection=True)
 
 

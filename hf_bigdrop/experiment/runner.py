@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,12 +149,19 @@ def _seconds_before(checkpoint: str | None) -> float:
         return 0.0
 
 
-def run_experiment(arguments: ExperimentArguments, *, checkpoint: str | None = None) -> RunResults:
+def run_experiment(
+    arguments: ExperimentArguments,
+    *,
+    checkpoint: str | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> RunResults:
     """Trains one model with `arguments.data.test_domains` held out and writes its output folder.
 
     Args:
         arguments (`ExperimentArguments`): checked arguments (`check_experiment_arguments`).
         checkpoint (`str | None`, *optional*): the checkpoint to resume from (`checkpoint_to_resume`).
+        callbacks (`Sequence[TrainerCallback]`, *optional*): further callbacks of the run's Trainer (e.g. a timer:
+            `benchmarks/run_throughput.py`).
     """
     start = time.time()
     training = arguments.training
@@ -182,6 +190,8 @@ def run_experiment(arguments: ExperimentArguments, *, checkpoint: str | None = N
     trainer = build_trainer(model, splits, image_processor, arguments.data, training)
     clock = _WallClock(start, _seconds_before(checkpoint))
     trainer.add_callback(clock)
+    for callback in callbacks:
+        trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=checkpoint)
     if not trainer.select_models():  # never evaluated during training (eval_strategy "no"): the last model
         trainer.evaluate()
