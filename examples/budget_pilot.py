@@ -40,7 +40,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="the pilot's sweep file")
     parser.add_argument("--plot", type=Path, help="draw the validation curves into this PNG")
-    parser.add_argument("--fit", type=float, help="the fit every method must reach (e.g. 0.99); default: not read")
+    parser.add_argument(
+        "--fit", type=float, help="the fit every method must reach (e.g. 0.99); default: not read"
+    )
     parser.add_argument("--first", type=int, default=BudgetRule.first, help="the shortest budget considered")
     args = parser.parse_args()
     sweep = Sweep.load(args.sweep)

@@ -62,7 +62,9 @@ def probe(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="emoji", help="a registered embedded benchmark (built at each size)")
+    parser.add_argument(
+        "--dataset", default="emoji", help="a registered embedded benchmark (built at each size)"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128, 224])
     parser.add_argument("--backbone", default="embedded:efficientnet-lite0")
     parser.add_argument("--seed", type=int, default=0, help="split seed")

@@ -18,6 +18,8 @@ from transformers import AutoModelForImageClassification, pipeline
 
 from hf_bigdrop import BigDropForImageClassification
 from hf_bigdrop.experiment import UsageError, parse_experiment_arguments, run_experiments
+from hf_bigdrop.experiment.arguments import DataArguments
+from hf_bigdrop.experiment.runner import load_splits, training_image_size
 from hf_bigdrop.results import RunResults
 
 
@@ -275,3 +277,12 @@ def test_benchmark_recipes_parse(recipe, dataset, held_out):
 def test_oracle_selection_needs_a_held_out_validation_split(backbone, tmp_path):
     with pytest.raises(UsageError, match="--test_holdout_fraction"):
         run(tiny_flags(backbone, tmp_path / "run", "--oracle_selection", "True"))
+
+
+def test_an_embedded_benchmark_is_built_at_the_training_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_BIGDROP_CACHE", str(tmp_path))
+    data = DataArguments(dataset="digits", test_domains=["mnist"], image_size=20, max_per_domain=6)
+    image = load_splits(data, seed=0)["test"][0]["image"]
+    assert image.size == (20, 20)  # drawn at 20 px, not the registered 32 px resized later
+    # Without --image_size it trains at the registered size it is stored at.
+    assert training_image_size(DataArguments(dataset="digits", test_domains=["mnist"])) == 32

@@ -71,7 +71,10 @@ WALL_TIME_FILE = "wall_time.json"
 
 
 def load_splits(data: DataArguments, seed: int) -> datasets.DatasetDict:
-    """The DomainBed splits of `data.dataset` (train / validation / test, maybe test_validation)."""
+    """The DomainBed splits of `data.dataset` (train / validation / test, maybe test_validation). An embedded benchmark
+    built offline is built at `data.image_size` when it is set (rendered at the size it trains at, not resized)."""
+    info = get_dataset_info(data.dataset) if data.data_dir is None else None
+    built = info is not None and info.builder is not None
     return load_domain_dataset(
         data.dataset,
         test_domains=data.test_domains,
@@ -82,6 +85,7 @@ def load_splits(data: DataArguments, seed: int) -> datasets.DatasetDict:
         domain_column=data.domain_column,
         max_per_domain=data.max_per_domain,
         test_group_fraction=data.test_group_fraction,
+        image_size=data.image_size if built else None,
     )
 
 
