@@ -39,6 +39,7 @@ from .averaging import (
 )
 from .checkpoints import checkpoint_problem, last_complete_checkpoint
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids
+from .data.preprocessed import DecodedImages, PreprocessedImages
 from .evaluation import summarize_domain_metrics
 from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
 from .optimization import classifier_parameter_groups, step_schedule
@@ -237,7 +238,17 @@ class BigDropTrainer(Trainer):
         return self._domain_batch_size() * args.gradient_accumulation_steps * args.world_size
 
     def _domain_batch_size(self) -> int:
-        return self.args.per_domain_batch_size * len(np.unique(domain_ids(self.train_dataset)))
+        return self.args.per_domain_batch_size * len(np.unique(self._training_domain_ids()))
+
+    def _training_domain_ids(self) -> np.ndarray:
+        """The domain of every training example: a `datasets.Dataset`'s `domain` column, or `DecodedImages`'."""
+        if isinstance(self.train_dataset, DecodedImages):
+            return self.train_dataset.domain_ids
+        if not isinstance(self.train_dataset, datasets.Dataset):
+            raise ValueError(
+                "per_domain_batch_size needs a datasets.Dataset with a `domain` ClassLabel column (or DecodedImages)."
+            )
+        return domain_ids(self.train_dataset)
 
     def select_models(self) -> dict[str, Selection]:
         """Per method (`live`, `trajectory_wa`, `trajectory_ensemble`), the evaluation step `selection_strategy`
@@ -248,11 +259,7 @@ class BigDropTrainer(Trainer):
         """Domain-balanced batches when `per_domain_batch_size` is set, else the Trainer's own loader."""
         if self.args.per_domain_batch_size is None:
             return super().get_train_dataloader()
-        if not isinstance(self.train_dataset, datasets.Dataset):
-            raise ValueError(
-                "per_domain_batch_size needs a datasets.Dataset with a `domain` ClassLabel column."
-            )
-        ids = domain_ids(self.train_dataset)
+        ids = self._training_domain_ids()
         if self.args.max_steps > 0:
             # One epoch is the whole run: every process draws its own batches from one seeded stream.
             batches = self.args.max_steps * self.args.gradient_accumulation_steps * self.args.world_size
@@ -280,6 +287,21 @@ class BigDropTrainer(Trainer):
         )
         # `accelerate` gives each process whole batches of the shared stream (batch i goes to process
         # i % world_size), so per_domain_batch_size is per device, like per_device_train_batch_size.
+        return self.accelerator.prepare(loader)
+
+    def get_eval_dataloader(self, eval_dataset: str | datasets.Dataset | None = None) -> DataLoader:
+        """The Trainer's evaluation loader; for images already decoded and resized (`PreprocessedImages`), one read in
+        the main process (no worker to start: the batch is one slice of a tensor)."""
+        dataset = self.eval_dataset[eval_dataset] if isinstance(eval_dataset, str) else eval_dataset
+        if not isinstance(dataset, PreprocessedImages):
+            return super().get_eval_dataloader(eval_dataset)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.eval_batch_size,
+            collate_fn=self.data_collator,
+            num_workers=0,
+            pin_memory=self.args.dataloader_pin_memory and self.args.device.type != "cpu",
+        )
         return self.accelerator.prepare(loader)
 
     def evaluate(

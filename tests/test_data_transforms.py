@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from hf_bigdrop.data import (
     DomainBalancedBatchSampler,
+    DomainBatchTransform,
     DomainCollator,
     apply_transforms,
     build_transforms,
@@ -144,3 +145,19 @@ def test_collator_errors():
 
 def test_v2_compose_type():
     assert isinstance(build_transforms(None), v2.Compose)
+
+
+def test_batch_transform_scales_and_normalises_the_batch_at_once_with_the_same_pixels():
+    images = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 24, 3), dtype=np.uint8))
+        for i in range(5)
+    ]
+    for train in (True, False):
+        transform = build_transforms(None, train=train, image_size=16)
+        torch.manual_seed(3)
+        one_by_one = [transform(image) for image in images]
+        torch.manual_seed(3)
+        batched = DomainBatchTransform(transform)({"image": images, "label": [0] * 5})["pixel_values"]
+        assert all(torch.equal(a, b) for a, b in zip(one_by_one, batched)), (
+            train
+        )  # bitwise, same random draws

@@ -246,19 +246,46 @@ class DomainBatchTransform:
     Output: `pixel_values` (list of `(3, H, W)` float tensors), `labels` (list of int) and `domain_ids`
     (list of int; dropped by the default collator).
 
+    A `build_transforms` pipeline ends with the scaling to [0, 1] and the normalisation, which draw nothing at random:
+    they run once on the batch's stacked uint8 images (when the images share a size) rather than image by image,
+    with the same element-wise operations, so the pixels are the same and the random augmentation draws are too.
+
     Args:
         transform (`Callable`): Per-image transform, e.g. from `build_transforms`.
     """
 
     transform: Callable
 
+    def __post_init__(self):
+        self._per_image, self._per_batch = _split_batchable(self.transform)
+
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        output = {"pixel_values": [self.transform(_open_image(entry)) for entry in batch["image"]]}
+        images = [self._per_image(_open_image(entry)) for entry in batch["image"]]
+        if self._per_batch is not None and len({tuple(image.shape) for image in images}) == 1:
+            images = list(self._per_batch(torch.stack(images)))
+        elif self._per_batch is not None:
+            images = [self._per_batch(image) for image in images]
+        output = {"pixel_values": images}
         if "label" in batch:
             output["labels"] = list(batch["label"])
         if "domain" in batch:
             output["domain_ids"] = list(batch["domain"])
         return output
+
+
+def _split_batchable(transform: Callable) -> tuple[Callable, Callable | None]:
+    """A `Compose` ending with `ToDtype` and `Normalize` (as `build_transforms` makes it) split into its per-image part
+    and that deterministic tail; any other transform is per-image only."""
+    steps = list(getattr(transform, "transforms", []))
+    if (
+        isinstance(transform, v2.Compose)
+        and len(steps) >= 3
+        and isinstance(steps[-2], v2.ToDtype)
+        and isinstance(steps[-1], v2.Normalize)
+        and isinstance(steps[-3], v2.ToImage)
+    ):
+        return v2.Compose(steps[:-2]), v2.Compose(steps[-2:])
+    return transform, None
 
 
 def apply_transforms(

@@ -159,6 +159,20 @@ class DataArguments:
             "the held-out domain's test holds only them. Default 0.25 for a grouped dataset; 0: every group."
         },
     )
+    preprocess_eval_images: bool = field(
+        default=True,
+        metadata={
+            "help": "Decode and resize the evaluation images once and keep them in memory (3 x H x W bytes an image: "
+            "12 KB at 64 px, 150 KB at 224 px), instead of at every evaluation. False: transform them lazily."
+        },
+    )
+    decode_train_images: bool = field(
+        default=True,
+        metadata={
+            "help": "Decode the training images once and keep them in memory (augmented at every step as before), "
+            "unless they would take more than 2 GiB. False: decode them at every access."
+        },
+    )
     fit_examples_per_domain: int = field(
         default=256,
         metadata={

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -33,6 +34,7 @@ from ..data import (
     get_dataset_info,
     load_domain_dataset,
 )
+from ..data.preprocessed import decode_for_training, preprocess_for_evaluation
 from ..evaluation import per_domain_eval_sets
 from ..lora import add_lora, is_lora_model, merge_lora
 from ..metrics import make_compute_metrics
@@ -113,14 +115,25 @@ def build_trainer(
     """A `BigDropTrainer` on the training split, evaluating every domain separately (`per_domain_eval_sets`)."""
     image_size = training_image_size(data)
     transforms = {"recipe": data.augmentation, "image_size": image_size}
+    # The evaluation transform is deterministic: with `preprocess_eval_images`, done once, not at every evaluation.
+    evaluation = (
+        preprocess_for_evaluation if data.preprocess_eval_images else partial(apply_transforms, train=False)
+    )
     eval_sets = {
-        name: apply_transforms(dataset, image_processor, train=False, **transforms)
+        name: evaluation(dataset, image_processor, **transforms)
         for name, dataset in per_domain_eval_sets(splits, data.fit_examples_per_domain).items()
     }
+    train = (
+        decode_for_training(splits["train"], image_processor, **transforms)
+        if data.decode_train_images
+        else None
+    )
+    if train is None:  # not asked for, or too large to keep in memory: decoded at every access
+        train = apply_transforms(splits["train"], image_processor, train=True, **transforms)
     return BigDropTrainer(
         model=model,
         args=training_args,
-        train_dataset=apply_transforms(splits["train"], image_processor, train=True, **transforms),
+        train_dataset=train,
         eval_dataset=eval_sets,
         data_collator=DomainCollator(),
         compute_metrics=make_compute_metrics(),
