@@ -327,13 +327,18 @@ def load_splits(args: CueArguments) -> datasets.DatasetDict:
 
 
 def data_arguments(args: CueArguments) -> DataArguments:
-    """The library's data arguments of these runs (DomainBed augmentation at the stored image size)."""
+    """The library's data arguments of these runs (DomainBed augmentation at the stored image size). The splits stay
+    lazily transformed `datasets` (no images kept in memory): `with_frames` composes the cue frame after their
+    transform."""
     return DataArguments(
         dataset="styles",
         test_domains=[args.test_domain],
         image_size=args.image_size,
         augmentation="domainbed",
         max_per_domain=args.max_per_domain,
+        decode_train_images=False,
+        preprocess_eval_images=False,
+        fit_examples_per_domain=0,
     )
 
 

@@ -317,6 +317,10 @@ class BigDropTrainer(Trainer):
         weights are put into the model for the evaluation and the live ones restored bitwise afterwards
         (`eval_wa_val_photo_accuracy`, ..., `eval_wa_val_accuracy`). With the trajectory ensemble on, each live
         evaluation from `ensemble_start_step` on joins it (`eval_ens_...`).
+
+        Evaluating never changes training: each evaluation DataLoader draws its seed from the global random stream,
+        so the whole evaluation runs on a fork of it. Which sets are evaluated (fit samples, the weight average), and
+        how often, leaves the dropout masks and augmentations of the training steps as they are.
         """
         if self._nested_evaluation:  # one set of the Trainer's loop over a dict of evaluation sets
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
@@ -325,12 +329,11 @@ class BigDropTrainer(Trainer):
         if self.evaluation_progress is not None:
             self.evaluation_progress.begin_evaluation()
         try:
-            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            with _forked_rng(self.args.device):
+                metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
             averaging = self.weight_averaging
             if averaging is not None and averaging.n_averaged > 0:
                 self._evaluating_average = True
-                # Each evaluation DataLoader draws its seed from the global random stream: fork it, so that
-                # switching the average on leaves the live model's training (its dropout masks) unchanged.
                 with (
                     _forked_rng(self.args.device),
                     averaging.evaluating_average(self.model, self._batchnorm_batches()),

@@ -107,3 +107,26 @@ def test_a_run_is_the_same_with_and_without_images_kept_in_memory(backbone, tmp_
     ]
     # Every evaluation's per-domain losses and accuracies, bit for bit.
     assert curves[0] == curves[1] and any(key.endswith("_loss") for entry in curves[0] for key in entry)
+
+
+def test_measuring_the_fit_changes_nothing_else(backbone, tmp_path):
+    runs = [
+        run_experiments(parse_experiment_arguments(tiny_flags(backbone, tmp_path / str(n), *flags)))[0]
+        for n, flags in enumerate((["--fit_examples_per_domain", "0"], ["--fit_examples_per_domain", "8"]))
+    ]
+    without, with_fit = (run.methods["live"] for run in runs)
+    assert not without.fit_accuracy and set(with_fit.fit_accuracy) == set(runs[1].train_domains)
+    # Evaluation runs on a fork of the random stream: the same training (every evaluation of it), the same model.
+    curves = []
+    for run in runs:
+        by_step: dict[int, dict] = {}
+        for entry in run.history:
+            kept = {
+                k: v
+                for k, v in entry.items()
+                if k.startswith(("eval_val_", "eval_test_")) and k.endswith(("_accuracy", "_loss"))
+            }
+            by_step.setdefault(entry["step"], {}).update(kept)
+        curves.append(by_step)
+    assert curves[0] == curves[1] and sorted(curves[0]) == [3, 6]
+    assert (without.selected_step, without.test_accuracy) == (with_fit.selected_step, with_fit.test_accuracy)

