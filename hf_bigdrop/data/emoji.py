@@ -118,7 +118,11 @@ def _package_folder(module: str) -> Path | None:
     """The folder of an installed package, found without importing it (`None` if it is not installed)."""
     try:
         spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError, AttributeError):  # ValueError / AttributeError: sys.modules[module] is None
+    except (
+        ImportError,
+        ValueError,
+        AttributeError,
+    ):  # ValueError / AttributeError: sys.modules[module] is None
         return None
     return None if spec is None or spec.origin is None else Path(spec.origin).parent
 
