@@ -56,8 +56,19 @@ BAD_FLAGS = [
     (["--max_per_domain", "0"], r"--max_per_domain must be a positive integer, got 0"),
     (["--augmentation", "fancy"], r"unknown --augmentation 'fancy'; choose one of \['domainbed', 'none'\]"),
     (["--data_dir", "/tmp"], r"--data_dir '/tmp' does not apply to 'digits'"),
-    (["--weight_averaging_start_step", "100"], r"--weight_averaging_start_step 100 is beyond --max_steps 6"),
+    (
+        ["--weight_averaging_start_step", "100"],
+        r"--weight_averaging_start_step 100 is beyond --max_steps 6: .* switch it off with 'none'",
+    ),
     (["--ensemble_start_step", "7"], r"--ensemble_start_step 7 is beyond --max_steps 6"),
+    (  # both problems in one message, not one after the other
+        ["--weight_averaging_start_step", "100", "--ensemble_start_step", "7"],
+        r"--weight_averaging_start_step 100 and --ensemble_start_step 7 are beyond --max_steps 6",
+    ),
+    (
+        ["--weight_averaging_start_step", "never"],
+        r"--weight_averaging_start_step/.*: invalid int value: 'never'",
+    ),
     (["--weight_averaging_device", "foo"], r"--weight_averaging_device 'foo' is not a device"),
     (["--fp16", "True"], r"--fp16 needs a CUDA GPU; on CPU use --bf16"),
     (["--fp16_full_eval", "True"], r"--fp16_full_eval needs a CUDA GPU"),
@@ -178,6 +189,27 @@ def test_test_domains_all_as_a_yaml_scalar_and_nulls(tmp_path):
     arguments = parse_experiment_arguments([str(recipe), "--output_dir", str(tmp_path)])
     assert arguments.data.test_domains == ["all"] and arguments.data.leave_one_domain_out
     assert arguments.data.image_size is None and arguments.training.lr_milestones == []
+
+
+@pytest.mark.parametrize("recipe", ["digits", "styles", "emoji", "emoji_sgd"])
+def test_every_shipped_recipe_runs_small_with_its_averaging_switched_off(recipe, tmp_path, no_work):
+    small = [
+        "--max_steps",
+        "4",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--output_dir",
+        str(tmp_path / recipe),
+    ]
+    off = ["--weight_averaging_start_step", "none", "--ensemble_start_step", "NONE"]
+    arguments = parse_experiment_arguments(
+        [str(REPO / "examples" / "configs" / f"{recipe}.yaml"), *small, *off]
+    )
+    runner.check_experiment_arguments(arguments)  # the arguments pass every check
+    training = arguments.training
+    assert training.weight_averaging_start_step is None and training.ensemble_start_step is None
 
 
 def test_a_bug_during_training_keeps_its_traceback(backbone, tmp_path, monkeypatch):

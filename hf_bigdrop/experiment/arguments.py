@@ -298,10 +298,31 @@ def _token(value: object) -> str:
     return str(value)
 
 
+# Words that switch off an optional number from the command line (`--weight_averaging_start_step none`).
+NONE_WORDS = ("none", "null")
+
+
+def _or_none(convert):
+    """An argparse `type` that reads `none` / `null` (any case) as `None` and anything else with `convert`."""
+
+    def parse(text: str):
+        return None if text.strip().lower() in NONE_WORDS else convert(text)
+
+    parse.__name__ = convert.__name__  # argparse names the type in its "invalid int value" errors
+    return parse
+
+
 class _ExperimentParser(HfArgumentParser):
-    """`HfArgumentParser` whose errors name the recipe the values may have come from."""
+    """`HfArgumentParser` whose errors name the recipe the values may have come from, and whose optional numbers
+    (those whose default is `None`) can be switched off with `none`, as a recipe's `null` does."""
 
     recipe: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for action in self._actions:
+            if action.default is None and action.type in (int, float):
+                action.type = _or_none(action.type)
 
     def error(self, message: str):
         where = f" (in recipe {self.recipe!r} or on the command line)" if self.recipe else ""

@@ -138,12 +138,16 @@ def _check_training(arguments: ExperimentArguments) -> None:
             "--oracle_selection selects on a validation part of the held-out domains: set --test_holdout_fraction "
             "(DomainBed uses 0.2)"
         )
-    for name in ("weight_averaging_start_step", "ensemble_start_step"):
-        start = getattr(args, name)
-        if start is not None and 0 < args.max_steps < start:
-            raise UsageError(
-                f"--{name} {start} is beyond --max_steps {args.max_steps}: the method would never start"
-            )
+    late = [
+        f"--{name} {getattr(args, name)}"
+        for name in ("weight_averaging_start_step", "ensemble_start_step")
+        if getattr(args, name) is not None and 0 < args.max_steps < getattr(args, name)
+    ]
+    if late:
+        raise UsageError(
+            f"{' and '.join(late)} {'is' if len(late) == 1 else 'are'} beyond --max_steps {args.max_steps}: the "
+            "method would never start; give an earlier step, or switch it off with 'none'"
+        )
     if args.ensemble_start_step is not None and args.eval_strategy == "no":
         raise UsageError("--ensemble_start_step sums the logits of evaluations: set --eval_strategy steps")
     on_cuda = torch.cuda.is_available() and not args.use_cpu
