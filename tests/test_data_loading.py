@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -375,3 +377,19 @@ def test_empty_class_folders_are_refused_or_warned_about(tmp_path, caplog):
         splits = load_domain_dataset(root, test_domains="b")
     assert "zebra" in splits["train"].features["label"].names
     assert "Class 'zebra' has no images in domain(s) ['b']" in caplog.text
+
+
+def test_a_registered_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    from hf_bigdrop.data.resolving import resolve_source
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("PACS", "digits"):
+        (tmp_path / name / "photo" / "dog").mkdir(parents=True)
+    # The common DomainBed layout: `cd /data; ... --dataset PACS --data_dir PACS`.
+    source = resolve_source("PACS", "PACS")
+    assert (source.kind, source.info.name, source.location) == ("folder", "PACS", "PACS")
+    assert resolve_source("digits", None).kind == "builder"
+    # A path means the folder itself.
+    for path in ("./PACS", os.path.abspath("PACS"), Path("PACS")):
+        source = resolve_source(path, None)
+        assert (source.kind, source.info) == ("folder", None), path

@@ -248,3 +248,21 @@ def test_the_console_command_exits_0_after_a_command_that_returns_results(monkey
     with pytest.raises(SystemExit) as exit_:
         sys.exit(entry.load()())  # what the console script's wrapper does
     assert exit_.value.code is None
+
+
+def test_a_registered_dataset_in_a_folder_of_its_name_passes_the_checks(tmp_path, monkeypatch, no_work):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "PACS" / "photo" / "dog").mkdir(parents=True)
+    flags = [
+        "--dataset",
+        "PACS",
+        "--data_dir",
+        "PACS",
+        "--test_domains",
+        "S",
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
+    arguments = parse_experiment_arguments(flags)
+    runner.check_experiment_arguments(arguments)  # the registry's PACS, from the folder `PACS`
+    assert runner.held_out_domain_sets(arguments) == [["S"]]

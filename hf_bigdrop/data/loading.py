@@ -79,7 +79,9 @@ def load_domain_dataset(
        `"digits"`, `"styles"`, `"emoji"`; case-insensitive): `digits`, `styles` and `emoji` are built offline on first use
        (each by the builder its registry entry names, then cached); the others load from
        `data_dir` when given, else from their public Hub dataset (PACS, OfficeHome), else they raise an
-       error that says where to download them;
+       error that says where to download them. A bare registered name wins over a folder of that name in the
+       working directory (`load_domain_dataset("PACS", data_dir="PACS")` from `/data`); write `"./PACS"` to mean
+       the folder;
     2. a local folder: when it holds data files (Parquet / Arrow / JSON Lines / CSV) it is loaded with
        `datasets.load_dataset(path)` exactly like a Hub id; otherwise it must follow DomainBed's layout
        `root/<domain>/<class>/<image>`;

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..hub import is_hub_id
 from .registry import DomainDatasetInfo, get_dataset_info, list_datasets
 
-__all__ = ["LAYOUT", "Source", "resolve_source"]
+__all__ = ["LAYOUT", "Source", "registered_dataset", "resolve_source"]
 
 LAYOUT = "root/<domain>/<class>/<image>"
 """DomainBed's folder layout of a local dataset."""
@@ -40,8 +40,27 @@ def _local_kind(path: Path) -> str:
     return "hub" if has_data_files else "folder"
 
 
+def _is_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether the user wrote a path (`./PACS`, `/data/PACS`, `~/PACS`, a `Path`) rather than a bare name."""
+    if not isinstance(name_or_path, str):
+        return True
+    return name_or_path.startswith((".", "~", os.sep)) or os.sep in name_or_path.rstrip(os.sep)
+
+
+def registered_dataset(name_or_path: str | os.PathLike) -> DomainDatasetInfo | None:
+    """The registry entry a dataset name means: `None` for a path (`./PACS`) or a name the registry lacks.
+
+    The one rule for "is this the registered dataset?": `resolve_source`, the runner and its checks all ask here.
+    """
+    return None if _is_path(name_or_path) else get_dataset_info(os.fspath(name_or_path))
+
+
 def resolve_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None) -> Source:
     """Resolves a registered name, a local folder or a Hub dataset id (in that order) to a `Source`.
+
+    A bare registered name (`"PACS"`) means the registry entry even where the working directory holds a folder of
+    that name (the common `cd /data; ... --dataset PACS --data_dir PACS`); write a path (`"./PACS"`) to mean the
+    folder itself.
 
     Args:
         name_or_path (`str | os.PathLike`): What the user asked for.
@@ -55,7 +74,7 @@ def resolve_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike 
             first, or a `data_dir` given for an unregistered dataset.
     """
     name = os.fspath(name_or_path)
-    info = get_dataset_info(name) if not os.path.isdir(name) else None
+    info = registered_dataset(name_or_path)
     if info is not None:
         if info.builder is not None:
             return Source("builder", info.name, info)

@@ -4,14 +4,14 @@ model is loaded, each problem a `UsageError` in one line that names the value an
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 
 from ..backbones import is_embedded_backbone
-from ..data import RECIPES, get_dataset_info, list_datasets
+from ..data import RECIPES, list_datasets
 from ..data.registry import describe_domains
+from ..data.resolving import registered_dataset
 from ..hub import is_hub_id
 from ..lora import LORA_EXTRA_HINT
 from .arguments import ExperimentArguments, UsageError
@@ -89,7 +89,7 @@ def _check_lora(arguments: ExperimentArguments) -> None:
 
 def _check_data(arguments: ExperimentArguments) -> None:
     data = arguments.data
-    info = get_dataset_info(data.dataset) if not os.path.isdir(data.dataset) else None
+    info = registered_dataset(data.dataset)
     if info is None and not Path(data.dataset).is_dir() and not is_hub_id(data.dataset):
         raise UsageError(
             f"unknown dataset {data.dataset!r}: not a registered dataset ({', '.join(list_datasets())}), not an "

@@ -31,10 +31,10 @@ from ..data import (
     domain_ids,
     domain_names,
     evaluation_preprocessing,
-    get_dataset_info,
     load_domain_dataset,
 )
 from ..data.preprocessed import decode_for_training, preprocess_for_evaluation
+from ..data.resolving import registered_dataset
 from ..evaluation import per_domain_eval_sets
 from ..lora import add_lora, is_lora_model, merge_lora
 from ..metrics import make_compute_metrics
@@ -75,7 +75,7 @@ WALL_TIME_FILE = "wall_time.json"
 def load_splits(data: DataArguments, seed: int) -> datasets.DatasetDict:
     """The DomainBed splits of `data.dataset` (train / validation / test, maybe test_validation). An embedded benchmark
     built offline is built at `data.image_size` when it is set (rendered at the size it trains at, not resized)."""
-    info = get_dataset_info(data.dataset) if data.data_dir is None else None
+    info = registered_dataset(data.dataset) if data.data_dir is None else None
     built = info is not None and info.builder is not None
     return load_domain_dataset(
         data.dataset,
@@ -94,7 +94,7 @@ def load_splits(data: DataArguments, seed: int) -> datasets.DatasetDict:
 def training_image_size(data: DataArguments) -> int | None:
     """The input size: `data.image_size`, else the registered size of an embedded benchmark (trained at the size it
     is stored at, not upsampled to 224 px), else `None` (the backbone processor's)."""
-    info = get_dataset_info(data.dataset)
+    info = registered_dataset(data.dataset)
     return data.image_size or (info.default_image_size if info is not None else None)
 
 
@@ -254,7 +254,7 @@ def held_out_domain_sets(arguments: ExperimentArguments) -> list[list[str]]:
     data = arguments.data
     if not data.leave_one_domain_out:
         return [list(data.test_domains)]
-    info = get_dataset_info(data.dataset) if data.data_dir is None else None
+    info = registered_dataset(data.dataset) if data.data_dir is None else None
     if info is not None:
         return [[domain.name] for domain in info.domains]
     with arguments.training.main_process_first():
