@@ -1,19 +1,58 @@
-"""One progress bar per evaluation.
+"""One progress bar and one line per evaluation.
 
 An evaluation of the protocol runs the Trainer's loop once per evaluation set (each training domain's validation,
-each held-out domain) and once more per set for the weight average. `transformers.ProgressCallback` opens and closes
-a bar in each loop, so one evaluation printed 4 bars, or 8 with weight averaging. `EvaluationProgressCallback`
-keeps the Trainer's training bar and its logs, and draws the whole evaluation as one bar, whose length grows as
-each set's loop starts.
+each held-out domain, the fit samples) and once more per set for the weight average. `transformers.ProgressCallback`
+opens and closes a bar in each loop and prints each loop's metrics as a dict, so one evaluation printed a dozen bars
+and dicts. `EvaluationProgressCallback` keeps the Trainer's training bar and its logs, draws the whole evaluation as
+one bar, whose length grows as each set's loop starts, and prints the evaluation as one line
+(`evaluation_line`: each method's mean accuracy per group); `EvaluationPrinterCallback` does the same without bars
+(`disable_tqdm=True`). Every metric is still in the Trainer's `log_history` and `results.json`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tqdm.auto import tqdm  # as transformers' ProgressCallback
-from transformers import ProgressCallback
+from transformers import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import has_length
 
-__all__ = ["EvaluationProgressCallback"]
+from .metric_keys import METHOD_TAGS, read_accuracies
+
+__all__ = ["EvaluationPrinterCallback", "EvaluationProgressCallback", "evaluation_line", "is_set_log"]
+
+
+def is_set_log(logs: Mapping) -> bool:
+    """Whether a log entry is one evaluation set's own metrics (`eval_val_photo_loss`, ...), which the evaluation's
+    line sums up."""
+    return any(key.endswith("_runtime") and key.startswith("eval_") for key in logs)
+
+
+def evaluation_line(logs: Mapping, step: int) -> str | None:
+    """One line for an evaluation's summary log: each method's mean accuracy (%) per group, e.g.
+    `step 300 | val 88.6 fit 97.5 test 45.7 | wa: val 88.4 test 46.7 | ens: ...`; `None` for any other log."""
+    parts = []
+    for method, tag in METHOD_TAGS.items():
+        means = {
+            group: value for (group, domain), value in read_accuracies(logs, method).items() if domain is None
+        }
+        if means:
+            text = " ".join(f"{group} {100 * value:.1f}" for group, value in means.items())
+            parts.append(f"{tag}: {text}" if tag else text)
+    return f"step {step} | " + " | ".join(parts) if parts else None
+
+
+class EvaluationPrinterCallback(PrinterCallback):
+    """`transformers.PrinterCallback` (used with `disable_tqdm=True`) printing an evaluation as one line."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or is_set_log(logs):
+            return
+        line = evaluation_line(logs, state.global_step)
+        if line is None:
+            return super().on_log(args, state, control, logs=logs, **kwargs)
+        if state.is_local_process_zero:
+            print(line)
 
 
 class EvaluationProgressCallback(ProgressCallback):
@@ -56,6 +95,15 @@ class EvaluationProgressCallback(ProgressCallback):
         if not self._grouping:
             return super().on_evaluate(args, state, control, **kwargs)
         self._new_loop = True  # one set done; the bar stays open for the next
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or is_set_log(logs):
+            return
+        line = evaluation_line(logs, state.global_step)
+        if line is None:
+            return super().on_log(args, state, control, logs=logs, **kwargs)
+        if state.is_world_process_zero:
+            (self.training_bar.write if self.training_bar is not None else print)(line)
 
     def _close_bar(self, state) -> None:
         if state.is_world_process_zero and self.prediction_bar is not None:

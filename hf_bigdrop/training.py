@@ -27,7 +27,7 @@ import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import ProgressCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 from .averaging import (
@@ -43,7 +43,7 @@ from .data.preprocessed import DecodedImages, PreprocessedImages
 from .evaluation import summarize_domain_metrics
 from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
 from .optimization import classifier_parameter_groups, step_schedule
-from .progress import EvaluationProgressCallback
+from .progress import EvaluationPrinterCallback, EvaluationProgressCallback
 from .selection import Selection, select_all
 from .training_args import BigDropTrainingArguments
 
@@ -84,6 +84,8 @@ class BigDropTrainer(Trainer):
         if self.pop_callback(ProgressCallback) is not None:
             self.evaluation_progress = EvaluationProgressCallback()
             self.add_callback(self.evaluation_progress)
+        if self.pop_callback(PrinterCallback) is not None:  # disable_tqdm=True: the same lines, without bars
+            self.add_callback(EvaluationPrinterCallback())
         if self.args.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.weight_averaging: WeightAveragingCallback | None = None

@@ -305,3 +305,41 @@ def test_ddp_defaults_to_a_static_graph_unless_gradients_accumulate(tmp_path):
     assert (accumulating.ddp_find_unused_parameters, accumulating.ddp_static_graph) == (None, None)
     chosen = make_args(tmp_path, ddp_find_unused_parameters=True)
     assert (chosen.ddp_find_unused_parameters, chosen.ddp_static_graph) == (True, None)
+
+
+def test_an_evaluation_prints_one_line(tmp_path, capsys):
+    from hf_bigdrop.progress import evaluation_line, is_set_log
+
+    assert is_set_log({"eval_val_art_loss": 0.3, "eval_val_art_runtime": 0.1})
+    assert not is_set_log({"eval_val_accuracy": 0.5}) and not is_set_log({"train_runtime": 3.0})
+    line = evaluation_line(
+        {"eval_val_accuracy": 0.5, "eval_test_accuracy": 0.25, "eval_wa_val_accuracy": 0.75}, 7
+    )
+    assert line == "step 7 | val 50.0 test 25.0 | wa: val 75.0"
+    assert evaluation_line({"loss": 1.0}, 7) is None
+
+    splits = datasets.DatasetDict(
+        train=colour_dataset({"art": 8, "photo": 8}, seed=0),
+        validation=colour_dataset({"art": 8, "photo": 12}, seed=1),
+        test=colour_dataset({"sketch": 10}, seed=2),
+    )
+    for disable_tqdm in (True, False):
+        trainer = BigDropTrainer(
+            model=tiny_model(),
+            args=make_args(tmp_path, disable_tqdm=disable_tqdm, per_device_eval_batch_size=4, max_steps=1),
+            train_dataset=apply_transforms(splits["train"], PROCESSOR, train=True),
+            eval_dataset=_eval_sets(splits),
+            data_collator=DomainCollator(),
+            compute_metrics=make_compute_metrics(),
+        )
+        capsys.readouterr()
+        trainer.evaluate()
+        printed = capsys.readouterr()
+        lines = [
+            line
+            for line in (printed.out + printed.err).splitlines()
+            if "step 0 |" in line or "{'eval" in line
+        ]
+        # One line for the evaluation, none per set; every set's metrics are still in the log history.
+        assert len(lines) == 1 and lines[0].strip().startswith("step 0 | val "), (disable_tqdm, lines)
+        assert any("eval_val_art_accuracy" in entry for entry in trainer.state.log_history)
