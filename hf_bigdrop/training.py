@@ -18,6 +18,7 @@ in `hf_bigdrop.metric_keys`.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from functools import partial
@@ -68,6 +69,10 @@ def checkpoint_files(args: BigDropTrainingArguments) -> list[str]:
     return files
 
 
+# Steps averaged by the divergence check (`BigDropTrainingArguments.divergence_factor`): the first ones, the last ones.
+DIVERGENCE_WINDOW = 10
+
+
 class TrainingDivergedError(RuntimeError):
     """Training produced a loss or a gradient norm that is not finite: nothing after it can be trusted."""
 
@@ -104,6 +109,9 @@ class BigDropTrainer(Trainer):
             callback.save_in_on_save = False  # written into each checkpoint by `save_model`, before its state
         self._nested_evaluation = False
         self._evaluating_average = False
+        # Training losses of the first steps and of the last ones (`divergence_factor`).
+        self._first_losses: list[float] = []
+        self._loss_window: collections.deque[float] = collections.deque(maxlen=DIVERGENCE_WINDOW)
         self._metric_key_prefix = "eval"
 
     def _averaging_callbacks(self) -> list:
@@ -146,15 +154,39 @@ class BigDropTrainer(Trainer):
                     callback.save(folder)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        """The Trainer's step; a loss that is not finite stops training with `TrainingDivergedError`."""
+        """The Trainer's step; a loss that is not finite, or that blew up (`divergence_factor`), stops training with
+        `TrainingDivergedError`."""
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():
-            raise TrainingDivergedError(
-                f"Training diverged at step {self.state.global_step + 1}: the loss is {loss.item()} (learning rate "
-                f"{self._get_learning_rate():g}). Lower the learning rate (or the classifier's multiplier); no result "
-                "or model of this run is written."
-            )
+        value = float(loss.detach().float().mean())
+        if not math.isfinite(value):
+            self._diverged(f"the loss is {value}")
+        factor = self.args.divergence_factor
+        if factor is not None:
+            losses = self._loss_window
+            if len(self._first_losses) < DIVERGENCE_WINDOW:
+                self._first_losses.append(value)
+            losses.append(value)
+            # The reference: the first steps' mean loss, and never less than chance's cross-entropy, ln(classes), so
+            # that a run resumed (or started) already fitting its data is not stopped by noise around a tiny loss.
+            first = max(sum(self._first_losses) / len(self._first_losses), self._chance_loss())
+            if len(losses) == DIVERGENCE_WINDOW and sum(losses) / len(losses) > factor * first:
+                self._diverged(
+                    f"the mean training loss of the last {DIVERGENCE_WINDOW} steps, {sum(losses) / len(losses):.4g}, "
+                    f"is over {factor:g} times its reference {first:.4g} (the first steps' mean, at least ln(classes))"
+                )
         return loss
+
+    def _chance_loss(self) -> float:
+        """ln(number of classes): the cross-entropy of a uniform prediction (0 when the model does not say)."""
+        num_labels = getattr(getattr(self.model, "config", None), "num_labels", None)
+        return math.log(num_labels) if num_labels and num_labels > 1 else 0.0
+
+    def _diverged(self, what: str) -> None:
+        raise TrainingDivergedError(
+            f"Training diverged at step {self.state.global_step + 1}: {what} (learning rate "
+            f"{self._get_learning_rate():g}). Lower the learning rate (or the classifier's multiplier); no result "
+            "or model of this run is written."
+        )
 
     def _get_grad_norm(self, model, grad_norm=None):
         """The Trainer's gradient norm; one that is not finite stops training before the optimizer step (under fp16

@@ -115,6 +115,15 @@ class BigDropTrainingArguments(TrainingArguments):
             "report the ensemble as eval_ens_* (paper: 300). Unset: off."
         },
     )
+    divergence_factor: float | None = field(
+        default=10.0,
+        metadata={
+            "help": "Stop training as diverged when the mean training loss of the last 10 steps exceeds this many "
+            "times its reference: the mean of the first 10 steps (since the start or resume), and at least "
+            "ln(classes), chance's loss (a finite blow-up; a loss that is not finite always stops it). A run that "
+            "learns lowers its loss, so this never trips it. Unset: only non-finite losses stop training."
+        },
+    )
 
     def __post_init__(self):
         if self.fp16 and self.bf16:
@@ -157,6 +166,8 @@ class BigDropTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.classifier_lr_multiplier <= 0:
             raise ValueError(f"classifier_lr_multiplier must be > 0, got {self.classifier_lr_multiplier}.")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ValueError(f"divergence_factor must be > 1 or unset, got {self.divergence_factor}.")
         if not 0 < self.lr_gamma <= 1:
             raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}.")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(

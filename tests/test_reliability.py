@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from helpers import tiny_flags
 from transformers import TrainerCallback
 
@@ -127,3 +128,48 @@ def test_a_new_run_removes_the_finished_marker_first_and_wall_time_adds_up(backb
     [resumed] = run(tiny_flags(backbone, out, *TRAJECTORY, "--resume_from_checkpoint", "True"))
     assert resumed.wall_time_s > seconds
     assert RunResults.load(out) == resumed
+
+
+def _scripted_losses(monkeypatch, tmp_path, losses: list[float], num_labels: int = 3, **args):
+    """Feeds `losses` to `BigDropTrainer.training_step` as the Trainer's step results; returns where it stopped."""
+    from helpers import make_args
+    from tiny_models import tiny_model
+    from transformers import Trainer
+
+    from hf_bigdrop import BigDropTrainer
+
+    values = iter(losses)
+    monkeypatch.setattr(Trainer, "training_step", lambda self, *a, **k: torch.tensor(next(values)))
+    trainer = BigDropTrainer(model=tiny_model(num_labels=num_labels), args=make_args(tmp_path, **args))
+    trainer.create_optimizer_and_scheduler(num_training_steps=len(losses))  # the message names the learning rate
+    for step in range(len(losses)):
+        trainer.state.global_step = step
+        try:
+            trainer.training_step(trainer.model, {})
+        except TrainingDivergedError as error:
+            return step, str(error)
+    return None, None
+
+
+def test_a_finite_blow_up_of_the_loss_stops_training(monkeypatch, tmp_path):
+    # ln(3) = 1.10 at the start, then a loss that grows 10-fold and more: stopped once the last 10 steps' mean
+    # passes 10 x the first 10 steps' mean.
+    blow_up = [1.1] * 10 + [1.1 * 1.5**k for k in range(1, 30)]
+    step, message = _scripted_losses(monkeypatch, tmp_path, blow_up)
+    assert step is not None and step < len(blow_up) - 1
+    assert f"Training diverged at step {step + 1}: the mean training loss of the last 10 steps" in message
+    assert "learning rate" in message
+    # A run that learns, even one resumed already fitting (tiny losses, noisy), is never stopped.
+    learning = [1.1 * 0.9**k for k in range(60)] + [0.001, 0.05] * 20
+    assert _scripted_losses(monkeypatch, tmp_path, learning) == (None, None)
+    # Switched off: only a loss that is not finite stops training.
+    assert _scripted_losses(monkeypatch, tmp_path, blow_up, divergence_factor=None) == (None, None)
+    step, message = _scripted_losses(monkeypatch, tmp_path, [1.0, float("inf")], divergence_factor=None)
+    assert step == 1 and "the loss is inf" in message
+
+
+def test_divergence_factor_must_exceed_one(tmp_path):
+    from helpers import make_args
+
+    with pytest.raises(ValueError, match="divergence_factor must be > 1 or unset, got 0.5"):
+        make_args(tmp_path, divergence_factor=0.5)
