@@ -69,7 +69,7 @@ def checkpoint_files(args: BigDropTrainingArguments) -> list[str]:
     return files
 
 
-# Steps averaged by the divergence check (`BigDropTrainingArguments.divergence_factor`): the first ones, the last ones.
+# Steps whose mean loss the divergence check compares with the first step's (`BigDropTrainingArguments.divergence_factor`).
 DIVERGENCE_WINDOW = 10
 
 
@@ -109,8 +109,8 @@ class BigDropTrainer(Trainer):
             callback.save_in_on_save = False  # written into each checkpoint by `save_model`, before its state
         self._nested_evaluation = False
         self._evaluating_average = False
-        # Training losses of the first steps and of the last ones (`divergence_factor`).
-        self._first_losses: list[float] = []
+        # The first training step's loss and the last steps' (`divergence_factor`).
+        self._first_loss: float | None = None
         self._loss_window: collections.deque[float] = collections.deque(maxlen=DIVERGENCE_WINDOW)
         self._metric_key_prefix = "eval"
 
@@ -163,16 +163,17 @@ class BigDropTrainer(Trainer):
         factor = self.args.divergence_factor
         if factor is not None:
             losses = self._loss_window
-            if len(self._first_losses) < DIVERGENCE_WINDOW:
-                self._first_losses.append(value)
+            if self._first_loss is None:
+                # The reference: the first step's loss (computed before any update: the model as it started), never
+                # less than chance's cross-entropy, ln(classes), so that a run resumed (or started) already fitting
+                # its data is not stopped by noise around a tiny loss.
+                self._first_loss = max(value, self._chance_loss())
             losses.append(value)
-            # The reference: the first steps' mean loss, and never less than chance's cross-entropy, ln(classes), so
-            # that a run resumed (or started) already fitting its data is not stopped by noise around a tiny loss.
-            first = max(sum(self._first_losses) / len(self._first_losses), self._chance_loss())
-            if len(losses) == DIVERGENCE_WINDOW and sum(losses) / len(losses) > factor * first:
+            mean = sum(losses) / len(losses)
+            if len(losses) == DIVERGENCE_WINDOW and mean > factor * self._first_loss:
                 self._diverged(
-                    f"the mean training loss of the last {DIVERGENCE_WINDOW} steps, {sum(losses) / len(losses):.4g}, "
-                    f"is over {factor:g} times its reference {first:.4g} (the first steps' mean, at least ln(classes))"
+                    f"the mean training loss of the last {DIVERGENCE_WINDOW} steps, {mean:.4g}, is over {factor:g} "
+                    f"times its reference {self._first_loss:.4g} (the first step's loss, at least ln(classes))"
                 )
         return loss
 

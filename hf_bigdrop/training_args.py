@@ -119,8 +119,8 @@ class BigDropTrainingArguments(TrainingArguments):
         default=10.0,
         metadata={
             "help": "Stop training as diverged when the mean training loss of the last 10 steps exceeds this many "
-            "times its reference: the mean of the first 10 steps (since the start or resume), and at least "
-            "ln(classes), chance's loss (a finite blow-up; a loss that is not finite always stops it). A run that "
+            "times its reference: the first step's loss (since the start or resume), and at least ln(classes), "
+            "chance's loss (a finite blow-up; a loss that is not finite always stops it). A run that "
             "learns lowers its loss, so this never trips it. Unset: only non-finite losses stop training."
         },
     )
