@@ -299,6 +299,7 @@ def test_label_column_must_be_classlabel(tmp_path, hub_folder):
         ({"seed": -1}, "seed must be"),
         ({"domain_level": 2}, "domain_level must be"),
         ({"max_per_domain": 0}, "max_per_domain must be"),
+        ({"max_per_domain": True}, "max_per_domain must be"),
         ({"image_size": 32}, r"built offline is made \(digits, styles, emoji\); .* is loaded as stored"),
         ({"builder_kwargs": {"examples_per_class": 3}}, "image_size and builder_kwargs set how"),
     ],

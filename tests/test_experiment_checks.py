@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import REPO, RUNNER, tiny_flags
 
-from hf_bigdrop.experiment import parse_experiment_arguments, runner
+from hf_bigdrop.experiment import UsageError, parse_experiment_arguments, runner
 from hf_bigdrop.experiment.cli import main as cli
 
 
@@ -70,6 +70,14 @@ BAD_FLAGS = [
         r"--weight_averaging_start_step/.*: invalid int value: 'never'",
     ),
     (["--weight_averaging_device", "foo"], r"--weight_averaging_device 'foo' is not a device"),
+    (["--max_steps", "0"], r"--max_steps must be a positive number of optimizer steps .*got 0"),
+    (["--max_steps", "-5"], r"--max_steps must be a positive number of optimizer steps .*got -5"),
+    (["--weight_decay", "-1"], r"--weight_decay must be >= 0, got -1"),
+    (["--lora_alpha", "16"], r"--lora_alpha 16.0 without --lora_r would be ignored"),
+    (
+        ["--lora_alpha", "16", "--lora_dropout", "0.1"],
+        r"--lora_alpha 16.0 and --lora_dropout 0.1 without --lora_r would be ignored",
+    ),
     (["--fp16", "True"], r"--fp16 needs a CUDA GPU; on CPU use --bf16"),
     (["--fp16_full_eval", "True"], r"--fp16_full_eval needs a CUDA GPU"),
     (["--fp16", "True", "--bf16", "True"], r"fp16 and bf16 are both set: choose one"),
@@ -266,3 +274,10 @@ def test_a_registered_dataset_in_a_folder_of_its_name_passes_the_checks(tmp_path
     arguments = parse_experiment_arguments(flags)
     runner.check_experiment_arguments(arguments)  # the registry's PACS, from the folder `PACS`
     assert runner.held_out_domain_sets(arguments) == [["S"]]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "../x"])
+def test_a_name_from_data_never_leaves_its_folder(name):
+    with pytest.raises(UsageError, match="cannot name a folder inside --output_dir"):
+        runner.folder_name(name, "domain")
+    assert runner.folder_name("art_painting", "domain") == "art_painting"

@@ -165,7 +165,9 @@ def load_domain_dataset(
         _check_fraction("test_group_fraction", test_group_fraction)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    if max_per_domain is not None and (not isinstance(max_per_domain, int) or max_per_domain < 1):
+    if max_per_domain is not None and (
+        isinstance(max_per_domain, bool) or not isinstance(max_per_domain, int) or max_per_domain < 1
+    ):
         raise ValueError(f"max_per_domain must be a positive integer or None, got {max_per_domain!r}.")
     if domain_level not in (0, 1):
         raise ValueError(

@@ -67,6 +67,16 @@ def _check_lora(arguments: ExperimentArguments) -> None:
     if model.lora_r < 0:
         raise UsageError(f"--lora_r must be >= 0 (0: full fine-tuning, no LoRA), got {model.lora_r}")
     if not model.lora_r:
+        given = [
+            f"--{name} {getattr(model, name)}"
+            for name, unset in (("lora_alpha", None), ("lora_dropout", 0.0))
+            if getattr(model, name) != unset
+        ]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} without --lora_r would be ignored (full fine-tuning): set --lora_r (e.g. 8), "
+                "or leave them out"
+            )
         return
     if importlib.util.find_spec("peft") is None:
         raise UsageError(f"--lora_r needs the peft package: {LORA_EXTRA_HINT}")
@@ -127,6 +137,12 @@ def _check_data(arguments: ExperimentArguments) -> None:
 
 def _check_training(arguments: ExperimentArguments) -> None:
     args, data = arguments.training, arguments.data
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise UsageError(
+            f"--max_steps must be a positive number of optimizer steps (or -1: --num_train_epochs), got {args.max_steps}"
+        )
+    if args.weight_decay < 0:
+        raise UsageError(f"--weight_decay must be >= 0, got {args.weight_decay}")
     selects = args.selection_strategy != "last_step"
     if selects and data.holdout_fraction == 0:
         raise UsageError(

@@ -43,7 +43,7 @@ from ..modeling_bigdrop import BigDropForImageClassification
 from ..results import RunResults
 from ..training import BigDropTrainer, checkpoint_files
 from ..training_args import BigDropTrainingArguments
-from .arguments import DataArguments, ExperimentArguments
+from .arguments import DataArguments, ExperimentArguments, UsageError
 from .checks import check_experiment_arguments
 from .outputs import (
     ADAPTER_FOLDER,
@@ -249,6 +249,17 @@ def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
         push_output_dir(trainer, f"hf_bigdrop: {results.dataset}, held out {held_out}")
 
 
+def folder_name(name: str, what: str) -> str:
+    """`name` (read from data: a domain) if it can name a folder inside another one, else a `UsageError`: a name from
+    data never writes outside its run's folder."""
+    if not name or name in (".", "..") or any(separator in name for separator in ("/", "\\", os.sep, "\0")):
+        raise UsageError(
+            f"the {what} name {name!r} cannot name a folder inside --output_dir (it is empty, '.', '..' or holds a "
+            "path separator): rename it in the data"
+        )
+    return name
+
+
 def held_out_domain_sets(arguments: ExperimentArguments) -> list[list[str]]:
     """The held-out domain set of each run: `test_domains`, or with `all` each domain in turn."""
     data = arguments.data
@@ -283,7 +294,7 @@ def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
     resuming = training.resume_from_checkpoint in RESUME_LATEST
     jobs = []
     for domains in held_out_domain_sets(arguments):
-        folder = os.path.join(training.output_dir, domains[0])
+        folder = os.path.join(training.output_dir, folder_name(domains[0], "domain"))
         hub_id = f"{training.hub_model_id or Path(training.output_dir).name}-{domains[0]}"
         job_training = copy.copy(
             training
