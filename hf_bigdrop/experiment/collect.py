@@ -26,6 +26,7 @@ from ..metric_keys import accuracies_by_step
 from ..metrics import mean_domain_accuracy
 from ..results import RESULTS_FILE, MethodResults, RunResults
 from ..tables import markdown_table, mean_spread_cell, method_order, method_title
+from .paired import PairedDifference, paired_difference
 from .sweep import Job, Sweep, setting_name
 
 __all__ = [
@@ -261,6 +262,24 @@ class SweepResults:
                 rows.append([row.title, *("<br>".join(cells.get(d, [])) or "–" for d in self.domains)])
         return markdown_table(["method", *(f"held out {d}" for d in self.domains)], rows)
 
+    def paired_differences(self, method: str = "live") -> list[tuple[str, str, PairedDifference]]:
+        """For one method (default: the live model), each dropout rate's paired difference with dropout 0 (ERM) at
+        the same other method keys: `(treatment title, control title, PairedDifference)`; empty without ERM."""
+        rows = [row for row in self.rows if row.method == method]
+        found = []
+        for control in rows:
+            setting = dict(control.method_setting)
+            if setting.get("dropout_rate") not in (0, 0.0):
+                continue
+            others = {k: v for k, v in setting.items() if k != "dropout_rate"}
+            for row in rows:
+                rest = {k: v for k, v in dict(row.method_setting).items() if k != "dropout_rate"}
+                if row is not control and rest == others and "dropout_rate" in dict(row.method_setting):
+                    found.append(
+                        (row.title, control.title, paired_difference(row.test, control.test, self.domains))
+                    )
+        return found
+
     def report(self, spread: str = "std") -> str:
         """The tables with what they show, as Markdown."""
         criterion = SELECTIONS[self.selection]
@@ -286,6 +305,14 @@ class SweepResults:
         chosen = self.selection_table()
         if chosen:
             text += f"\nSettings selected ({criterion}):\n\n{chosen}\n"
+        for treatment, control, difference in self.paired_differences():
+            if difference.n:
+                text += (
+                    f"\nPaired difference of the selected models, {treatment} - {control}, per held-out domain and "
+                    f"seed (the same split, test images and batches), with the mean's "
+                    f"{100 * difference.confidence:g}% t-interval over the pairs:\n\n"
+                    f"{difference.table(treatment, control)}\n"
+                )
         return text
 
     def write_csv(self, path: Path, spread: str = "std") -> None:
