@@ -64,9 +64,8 @@ def main() -> None:
         loss = training_loss(folder, budget)
         print(f"{name}: training loss near step {budget}: {loss if loss is None else f'{loss:.4f}'}")
     if args.plot:
-        plot_validation_curves(
-            curves, rule.smoothed, args.plot, f"budget pilot: {Path(args.sweep).stem}", budget
-        )
+        title = f"budget pilot: {Path(args.sweep).stem}"
+        plot_validation_curves(curves, rule.smoothed, args.plot, title, budget, rule.smoothed_fit)
         print(f"curves: {args.plot}")
 
 

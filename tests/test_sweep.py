@@ -16,6 +16,7 @@ from hf_bigdrop.experiment.collect import (
     Row,
     collect,
     combination_plan,
+    learning_curves,
     replace_between_markers,
     table_markers,
 )
@@ -351,6 +352,9 @@ def test_tiny_sweep_with_two_jobs_at_once_table_and_rerun(backbone, tmp_path, ca
     assert (tmp_path / "sweep" / "table.csv").read_text().startswith("method,held_out,mean,std,n")
     for figure in ("accuracy.png", "curves.png"):
         assert (tmp_path / "sweep" / figure).read_bytes().startswith(b"\x89PNG")
+    # The learning curves hold the fit (training split, dropout off) beside validation and held-out accuracy.
+    curves = learning_curves(results.selected)
+    assert curves and all({"fit", "validation", "test"} <= set(curve) for curve in curves.values())
     assert (tmp_path / "sweep" / "optdigits" / "dropout_rate=0.9" / "seed0.log").is_file()
 
     # A re-run runs nothing: finished jobs and combinations are skipped, the table is the same.

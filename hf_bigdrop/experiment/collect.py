@@ -373,12 +373,13 @@ def collect(sweep: Sweep, selection: str = "training_domain_validation") -> Swee
 
 
 def learning_curves(selected: Sequence[Selected], methods: Sequence[str] = ("live",)) -> dict[tuple, dict]:
-    """Mean training-domain validation and mean held-out accuracy against steps, per method setting and method:
+    """Mean fit, training-domain validation and held-out accuracy against steps, per method setting and method:
     each seed's curve averaged over held-out domains, then mean and std over seeds.
 
     Returns:
         `dict[tuple, dict]`: `(method_setting, method)` -> `{"steps": [...], "validation": (mean, std),
-        "test": (mean, std)}` (arrays of percentages), for the steps every selected run evaluated.
+        "test": (mean, std)}` and, when every run measured it, `"fit": (mean, std)` (arrays of percentages), for
+        the steps every selected run evaluated.
     """
     runs: dict[tuple, dict[int, list[dict[int, dict]]]] = {}
     for choice in selected:
@@ -394,9 +395,13 @@ def learning_curves(selected: Sequence[Selected], methods: Sequence[str] = ("liv
         steps = sorted(
             set.intersection(*(set(run) for runs_of_seed in seeds.values() for run in runs_of_seed))
         )
-        per_seed = {"validation": [], "test": []}
+        every = [run[step] for runs_of_seed in seeds.values() for run in runs_of_seed for step in steps]
+        groups = [("validation", "val"), ("test", "test")]
+        if every and all(("fit", None) in values for values in every):
+            groups.insert(0, ("fit", "fit"))
+        per_seed = {which: [] for which, _ in groups}
         for runs_of_seed in seeds.values():
-            for which, group in (("validation", "val"), ("test", "test")):
+            for which, group in groups:
                 per_seed[which].append(
                     [100 * np.mean([run[step][(group, None)] for run in runs_of_seed]) for step in steps]
                 )

@@ -53,16 +53,26 @@ def plot_average_accuracy(titles: list[str], cells: list, path: Path, spread: st
     plt.close(figure)
 
 
+# The panels of `plot_learning_curves`, left to right: curve key -> title.
+_LEARNING_PANELS = {
+    "fit": "fit: training split, dropout off",
+    "validation": "mean training-domain validation",
+    "test": "mean held-out (o.o.d.)",
+}
+
+
 def plot_learning_curves(curves: Mapping[tuple, dict], path: Path, title: str) -> None:
-    """Mean training-domain validation (left) and mean held-out accuracy (right) against steps, one line per method,
-    shaded ± std over seeds (`collect.learning_curves`)."""
+    """Mean fit (when measured), training-domain validation and held-out accuracy against steps, one panel each, one
+    line per method, shaded ± std over seeds (`collect.learning_curves`)."""
     plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    panels = [which for which in _LEARNING_PANELS if all(which in curve for curve in curves.values())]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharex=True, squeeze=False)
+    axes = axes[0]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, ((method_setting, method), curve) in enumerate(curves.items()):
         label = method_title(method, dict(method_setting).get("dropout_rate"))
         style = "-" if method == "live" else "--"
-        for axis, which in zip(axes, ("validation", "test")):
+        for axis, which in zip(axes, panels):
             mean, std = curve[which]
             axis.plot(curve["steps"], mean, style, color=colours[index % len(colours)], label=label)
             if std is not None:
@@ -70,12 +80,11 @@ def plot_learning_curves(curves: Mapping[tuple, dict], path: Path, title: str) -
                     curve["steps"], mean - std, mean + std, color=colours[index % len(colours)], alpha=0.15
                 )
     axes[0].set_ylabel("accuracy (%)")
-    axes[0].set_title("mean training-domain validation")
-    axes[1].set_title("mean held-out (o.o.d.)")
-    for axis in axes:
+    for axis, which in zip(axes, panels):
+        axis.set_title(_LEARNING_PANELS[which])
         axis.set_xlabel("optimizer step")
         axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -112,9 +121,11 @@ def plot_validation_curves(
     path: Path,
     title: str,
     budget: int | None = None,
+    smoothed_fit: Mapping[str, Mapping[int, float]] | None = None,
 ) -> None:
     """Training-domain validation accuracy against steps (dots), smoothed (lines), one colour per method, the budget
-    marked: the only curves a budget pilot shows (held-out domains are not drawn)."""
+    marked, and with `smoothed_fit` each method's smoothed fit (dashed): the only curves a budget pilot shows
+    (held-out domains are not drawn)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -125,8 +136,14 @@ def plot_validation_curves(
         axis.plot(
             steps, [100 * smoothed[name][s] for s in steps], "-", color=colour, label=f"{name} (smoothed)"
         )
+        fit = (smoothed_fit or {}).get(name)
+        if fit:
+            steps = sorted(fit)
+            axis.plot(
+                steps, [100 * fit[s] for s in steps], "--", color=colour, label=f"{name}: fit (smoothed)"
+            )
     if budget is not None:
         axis.axvline(budget, color="black", linestyle=":", label=f"budget: {budget} steps")
     axis.set_xlabel("optimizer step (constant learning rate)")
-    axis.set_ylabel("mean training-domain validation accuracy (%)")
+    axis.set_ylabel("mean training-domain validation (and fit) accuracy (%)")
     _finish(plt, figure, axis, path, title)
