@@ -18,11 +18,22 @@ from torch import nn
 
 from .modeling_bigdrop import BigDropForImageClassification
 
-__all__ = ["ALL_LINEAR", "HEAD_MODULES", "LORA_EXTRA_HINT", "add_lora", "is_lora_model", "merge_lora"]
+__all__ = [
+    "ALL_LINEAR",
+    "AUTO",
+    "HEAD_MODULES",
+    "LORA_EXTRA_HINT",
+    "add_lora",
+    "default_target_modules",
+    "is_lora_model",
+    "merge_lora",
+]
 
 LORA_EXTRA_HINT = 'pip install "hf-bigdrop[lora]"'
 # peft's shorthand for every linear layer but the output layer.
 ALL_LINEAR = "all-linear"
+# The default: the layers `default_target_modules` picks for the backbone's family.
+AUTO = "auto"
 # Trained and saved in full beside the adapters: the linear head after the dropout.
 HEAD_MODULES = ("classifier",)
 # Layers whose adapters merge exactly into the weights: plain linear layers and convolutions without groups.
@@ -55,13 +66,38 @@ def _adaptable_layer_names(model: BigDropForImageClassification) -> list[str]:
     return sorted(names)
 
 
+def default_target_modules(model: BigDropForImageClassification) -> str | list[str]:
+    """The layers LoRA adapts by default: every linear layer of a backbone that has them (ViT-like: attention and MLP,
+    `"all-linear"`), else every pointwise (1x1, ungrouped) convolution (EfficientNet-, MobileNet-, ResNet- and
+    ConvNeXt-like backbones, whose linear layers are 1x1 convolutions), else every ungrouped convolution.
+
+    Returns:
+        `str | list[str]`: `"all-linear"`, or the chosen convolutions' names in `model` (`backbone. ...`).
+
+    Raises:
+        `ValueError`: a backbone with no layer whose adapter could be merged (the message says so).
+    """
+    modules = list(model.backbone.named_modules())
+    if any(type(module) is nn.Linear for _, module in modules):
+        return ALL_LINEAR
+    convolutions = [(name, m) for name, m in modules if type(m) is nn.Conv2d and m.groups == 1]
+    pointwise = [name for name, m in convolutions if tuple(m.kernel_size) == (1, 1)]
+    chosen = pointwise or [name for name, _ in convolutions]
+    if not chosen:
+        raise ValueError(
+            f"the {type(model.backbone).__name__} backbone has no linear layer and no ungrouped convolution: LoRA "
+            "has nothing to adapt whose adapter could be merged"
+        )
+    return [f"backbone.{name}" for name in chosen]
+
+
 def add_lora(
     model: BigDropForImageClassification,
     *,
     r: int,
     alpha: float | None = None,
     dropout: float = 0.0,
-    target_modules: str | Sequence[str] = ALL_LINEAR,
+    target_modules: str | Sequence[str] = AUTO,
 ):
     """Adds LoRA adapters to the backbone of `model` and trains its head in full.
 
@@ -71,10 +107,10 @@ def add_lora(
         alpha (`float`, *optional*): LoRA's scaling numerator (the update is scaled by `alpha / r`); default `r`.
         dropout (`float`, *optional*, defaults to 0.0): LoRA's own dropout on the adapters' input, in `[0, 1)`;
             the very large dropout on the pooled features is the model's `dropout_rate`.
-        target_modules (`str` or `Sequence[str]`, *optional*, defaults to `"all-linear"`): the layers to adapt, by
-            name (a name matches a layer whose name is it or ends with `.` and it), or `"all-linear"` for every
-            linear layer of the backbone (transformers and timm ViTs; convolutional backbones have none: name their
-            convolutions, see `docs/lora.md`).
+        target_modules (`str` or `Sequence[str]`, *optional*, defaults to `"auto"`): the layers to adapt, by
+            name (a name matches a layer whose name is it or ends with `.` and it), `"all-linear"` for every
+            linear layer of the backbone, or `"auto"` for the backbone family's (`default_target_modules`: its
+            linear layers for ViT-like backbones, its pointwise convolutions for convolutional ones).
 
     Returns:
         `peft.PeftModel`: the model to train. `merge_lora` turns it back into a plain BigDrop model.
@@ -107,8 +143,10 @@ def add_lora(
             "of the adapter (its checkpoints, the selected model): keep freeze_batchnorm=True"
         )
     targets = target_modules if isinstance(target_modules, str) else list(target_modules)
-    if isinstance(targets, list) and targets == [ALL_LINEAR]:
-        targets = ALL_LINEAR  # peft takes the shorthand only as a string
+    if isinstance(targets, list) and len(targets) == 1 and targets[0] in (ALL_LINEAR, AUTO):
+        targets = targets[0]  # the shorthands are strings
+    if targets == AUTO:
+        targets = default_target_modules(model)
     if not targets:
         raise ValueError("`target_modules` is empty: name the layers to adapt, or 'all-linear'")
     lora_config = peft.LoraConfig(

@@ -16,7 +16,7 @@ from tiny_models import pixel_batch, save_classifier
 from transformers import AutoModelForImageClassification, pipeline
 
 from hf_bigdrop import BigDropForImageClassification
-from hf_bigdrop.lora import add_lora, is_lora_model, merge_lora
+from hf_bigdrop.lora import add_lora, default_target_modules, is_lora_model, merge_lora
 
 peft = pytest.importorskip("peft")
 
@@ -113,9 +113,9 @@ def test_lora_refuses_what_it_cannot_do(tmp_path):
     def build(**kwargs):
         return BigDropForImageClassification.from_backbone(tmp_path / "timm", num_labels=3, **kwargs)
 
-    # A convolutional backbone has no linear layer: the error names the layers that take adapters.
+    # A convolutional backbone has no linear layer: all-linear's error names the layers that take adapters.
     with pytest.raises(ValueError, match=r"cannot adapt the TimmWrapperModel backbone.*named \[.*'conv_pw'"):
-        add_lora(build(), r=4)
+        add_lora(build(), r=4, target_modules="all-linear")
     # peft itself refuses a depthwise convolution at a rank that its groups do not divide.
     with pytest.raises(ValueError, match=r"cannot adapt the TimmWrapperModel backbone \(peft: .*groups="):
         add_lora(build(), r=4, target_modules=["conv_dw"])
@@ -207,3 +207,16 @@ def test_a_killed_lora_run_resumes_exactly(backbone, tmp_path, monkeypatch):
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+
+
+def test_the_default_targets_follow_the_backbone_family(tmp_path):
+    save_classifier("vit", tmp_path / "vit")
+    vit = BigDropForImageClassification.from_backbone(tmp_path / "vit", num_labels=3)
+    assert default_target_modules(vit) == "all-linear"  # attention and MLP
+    lite0 = BigDropForImageClassification.from_backbone("embedded:efficientnet-lite0", num_labels=3)
+    targets = default_target_modules(lite0)
+    # The pointwise convolutions: never the depthwise ones (grouped), nor the stem (3x3, pads itself).
+    assert {name.rsplit(".", 1)[-1] for name in targets} == {"conv_pw", "conv_pwl", "conv_head"}
+    wrapped = add_lora(lite0, r=4)  # the runner's default (--lora_target_modules auto) works on every recipe
+    adapted = {name.rsplit(".", 1)[-1] for name, m in wrapped.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == {"conv_pw", "conv_pwl", "conv_head"}

@@ -85,8 +85,11 @@ class ModelArguments:
         default=0.0, metadata={"help": "LoRA's own dropout on the adapters' input (not dropout_rate)."}
     )
     lora_target_modules: list[str] = field(
-        default_factory=lambda: ["all-linear"],
-        metadata={"help": "Backbone layers that get adapters, by name, or all-linear (see docs/lora.md)."},
+        default_factory=lambda: ["auto"],
+        metadata={
+            "help": "Backbone layers that get adapters, by name, all-linear, or auto: the backbone family's (linear "
+            "layers for ViT-like backbones, pointwise convolutions for convolutional ones; see docs/lora.md)."
+        },
     )
 
     def config_kwargs(self) -> dict:

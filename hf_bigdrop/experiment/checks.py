@@ -85,7 +85,9 @@ def _check_lora(arguments: ExperimentArguments) -> None:
     if not 0.0 <= model.lora_dropout < 1.0:
         raise UsageError(f"--lora_dropout must be in [0, 1), got {model.lora_dropout}")
     if not model.lora_target_modules:
-        raise UsageError("--lora_target_modules is empty: name the backbone layers to adapt, or all-linear")
+        raise UsageError(
+            "--lora_target_modules is empty: name the backbone layers to adapt, or auto, or all-linear"
+        )
     if model.freeze_backbone:
         raise UsageError(
             "--freeze_backbone trains the head alone and --lora_r adapters in the backbone: choose one"
