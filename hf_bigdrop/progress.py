@@ -42,20 +42,29 @@ def evaluation_line(logs: Mapping, step: int) -> str | None:
     return f"step {step} | " + " | ".join(parts) if parts else None
 
 
-class EvaluationPrinterCallback(PrinterCallback):
-    """`transformers.PrinterCallback` (used with `disable_tqdm=True`) printing an evaluation as one line."""
+class _OneLinePerEvaluation:
+    """Mixed into a Trainer callback that prints logs: an evaluation set's own log is not printed, an evaluation's
+    summary is printed as one line (`_write`), any other log as the callback prints it."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or is_set_log(logs):
-            return
+            return None
         line = evaluation_line(logs, state.global_step)
         if line is None:
             return super().on_log(args, state, control, logs=logs, **kwargs)
-        if state.is_local_process_zero:
-            print(line)
+        if state.is_world_process_zero:
+            self._write(line)
+        return None
+
+    def _write(self, line: str) -> None:
+        print(line)
 
 
-class EvaluationProgressCallback(ProgressCallback):
+class EvaluationPrinterCallback(_OneLinePerEvaluation, PrinterCallback):
+    """`transformers.PrinterCallback` (used with `disable_tqdm=True`) printing an evaluation as one line."""
+
+
+class EvaluationProgressCallback(_OneLinePerEvaluation, ProgressCallback):
     """`transformers.ProgressCallback` with one bar for an evaluation over several sets.
 
     Between `begin_evaluation` and `end_evaluation` (called by `BigDropTrainer.evaluate` around the sets of one
@@ -96,14 +105,8 @@ class EvaluationProgressCallback(ProgressCallback):
             return super().on_evaluate(args, state, control, **kwargs)
         self._new_loop = True  # one set done; the bar stays open for the next
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is None or is_set_log(logs):
-            return
-        line = evaluation_line(logs, state.global_step)
-        if line is None:
-            return super().on_log(args, state, control, logs=logs, **kwargs)
-        if state.is_world_process_zero:
-            (self.training_bar.write if self.training_bar is not None else print)(line)
+    def _write(self, line: str) -> None:
+        (self.training_bar.write if self.training_bar is not None else print)(line)
 
     def _close_bar(self, state) -> None:
         if state.is_world_process_zero and self.prediction_bar is not None:
