@@ -94,13 +94,17 @@ def dataset_identity(dataset: str) -> tuple[str, str, str | None]:
     return name, name, None
 
 
-def build_model_card(results: RunResults, *, model_id: str | None = None) -> ModelCard:
+def build_model_card(
+    results: RunResults, *, model_id: str | None = None, location: str | None = None
+) -> ModelCard:
     """A `huggingface_hub.ModelCard` for the model a run selected.
 
     Args:
         results (`RunResults`): the run's results.
         model_id (`str`, *optional*): the Hub repository the model goes to, for the loading snippet and the model
             name of the eval results.
+        location (`str`, *optional*): where the model is when it has no Hub repository (its folder), for the loading
+            snippet and the model name.
 
     Returns:
         `ModelCard`: metadata (the eval results per domain, base model, dataset, licence, tags, metrics) and a body
@@ -118,7 +122,7 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
         license=results.backbone_license or DEFAULT_LICENSE,
         base_model=base_model,
         datasets=[dataset_hub_id] if dataset_hub_id else None,
-        model_name=model_id.split("/")[-1] if model_id else heading,
+        model_name=(model_id or location or heading).rstrip("/").split("/")[-1],
         eval_results=card_eval_results(results) or None,
         tags=[
             "hf_bigdrop",
@@ -130,7 +134,7 @@ def build_model_card(results: RunResults, *, model_id: str | None = None) -> Mod
         ],
         metrics=["accuracy"],
     )
-    repo = model_id or "path/to/this/model"
+    repo = model_id or location or "path/to/this/model"
     train = ", ".join(results.train_domains)
     body = f"""
 # {heading}
@@ -294,9 +298,9 @@ def _holdout(results: RunResults) -> str:
 
 
 def write_model_card(results: RunResults, folder: str | os.PathLike, *, model_id: str | None = None) -> Path:
-    """Writes `README.md` (the model card) into `folder`."""
+    """Writes `README.md` (the model card) into `folder`; without a Hub repository its snippet loads the folder."""
     path = Path(folder) / "README.md"
-    build_model_card(results, model_id=model_id).save(path)
+    build_model_card(results, model_id=model_id, location=os.fspath(folder)).save(path)
     return path
 
 

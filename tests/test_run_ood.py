@@ -82,6 +82,7 @@ def test_runner_end_to_end(backbone, tmp_path):
 
     card = (out / "README.md").read_text()
     assert "| optdigits | held out (o.o.d.) |" in card
+    assert f'model="{out}"' in card  # not pushed: the usage snippet loads the folder
     assert f"{100 * results.test_accuracy['optdigits']:.1f}" in card
     assert "arXiv:2403.00946" in card and "hf_bigdrop" in card
     # The optimizer is named plainly (the Trainer's enum value), not as an enum's repr.
@@ -155,6 +156,14 @@ def test_push_to_hub_pushes_the_finished_folder_once(backbone, tmp_path, monkeyp
         results.test_accuracy["optdigits"],
         *(results.validation_accuracy[d] for d in results.train_domains),
     ]
+    assert 'model="me/tiny-digits"' in (out / "README.md").read_text()
+
+    # Without --hub_model_id the card names the repository the Trainer resolved (from the folder's name).
+    out = tmp_path / "unnamed-run"
+    run(tiny_flags(backbone, out, "--push_to_hub", "True", "--hub_token", "hf_test"))
+    assert created[-1] == uploads[-1]["repo_id"] == "unnamed-run"
+    assert uploads[-1]["card"].model_name == "unnamed-run"
+    assert 'model="unnamed-run"' in (out / "README.md").read_text()
 
 
 def run_ood_trainer_best(out: Path) -> str:

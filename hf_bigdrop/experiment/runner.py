@@ -242,7 +242,10 @@ def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
     # `_internal_call`: the Trainer pushes on a user's `save_model`; the push comes once, below, after results.json.
     trainer.save_model(args.output_dir, _internal_call=True)
     if trainer.is_world_process_zero():
-        write_model_card(results, args.output_dir, model_id=args.hub_model_id)
+        # The repository the push goes to, as the Trainer resolved it (`<user>/<output_dir's name>` without
+        # --hub_model_id); not pushed: the card's snippet loads the folder.
+        model_id = getattr(trainer, "hub_model_id", None) if args.push_to_hub else args.hub_model_id
+        write_model_card(results, args.output_dir, model_id=model_id)
         write_atomically(results, args.output_dir)
     if args.push_to_hub:  # the Trainer pushed nothing before (`hub_strategy="end"`, checks.py)
         held_out = ", ".join(results.test_domains)
