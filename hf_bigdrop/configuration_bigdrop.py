@@ -162,9 +162,11 @@ class BigDropConfig(PretrainedConfig):
             return
         processor = self.build_image_processor()
         if processor is None:
-            logger.info(
-                "No `preprocessing` in this BigDrop config: no image processor saved in %s (save one beside the "
-                "model for `pipeline`).",
+            logger.warning(
+                "No image processor saved in %s: the backbone came without one (e.g. a model instance built in "
+                "code), so `pipeline('image-classification', model=...)` cannot load this folder. Save the "
+                "backbone's processor beside it (`processor.save_pretrained(folder)`), or give `from_backbone(..., "
+                "preprocessing={'size': {'height': 224, 'width': 224}, 'image_mean': [...], 'image_std': [...]})`.",
                 save_directory,
             )
             return

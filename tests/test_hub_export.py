@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -112,3 +113,26 @@ def test_pipeline_works_after_a_plain_save_pretrained_for_every_backbone_kind(tm
         scores = torch.tensor([p["score"] for p in predictions[folder]])
         torch.testing.assert_close(scores, probabilities[order], atol=1e-4, rtol=1e-4, msg=folder)
         assert probabilities.max() - probabilities.min() > 0.05, folder
+
+
+def test_a_model_without_an_image_processor_says_so_when_saved(tmp_path):
+    from transformers import ViTConfig, ViTModel
+    from transformers.utils import logging as hf_logging
+
+    # A backbone instance built in code has no image processor: the saved folder cannot serve `pipeline`.
+    backbone = ViTModel(
+        ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    )
+    model = BigDropForImageClassification.from_backbone(backbone, num_labels=2)
+    assert model.config.preprocessing is None
+    logger = hf_logging.get_logger("hf_bigdrop.configuration_bigdrop")
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        model.save_pretrained(tmp_path / "saved")
+    finally:
+        logger.removeHandler(handler)
+    assert any("No image processor saved" in m and "preprocessing=" in m for m in messages), messages
+    assert not (tmp_path / "saved" / "preprocessor_config.json").exists()
