@@ -137,12 +137,13 @@ def test_a_missing_recipe_is_named_once(tmp_path):
 
 
 def _fake_run(
-    sweep: Sweep, domain: str, setting: dict, seed: int, validation: float, test: float, wa=None
+    sweep: Sweep, domain: str, setting: dict, seed: int, validation: float, test: float, wa=None, oracle=None
 ) -> None:
     """A finished job's results.json, recording the job's own values (as a real run does)."""
     [job] = [j for j in sweep.jobs() if (j.test_domain, j.setting, j.seed) == (domain, setting, seed)]
     job.output_dir.mkdir(parents=True, exist_ok=True)
-    methods = {"live": MethodResults(100, {"x": validation}, {domain: test})}
+    oracle_accuracy = {} if oracle is None else {domain: oracle}
+    methods = {"live": MethodResults(100, {"x": validation}, {domain: test}, oracle_accuracy)}
     if wa is not None:
         methods["trajectory_wa"] = MethodResults(200, {"x": wa[0]}, {domain: wa[1]})
     RunResults(
@@ -225,13 +226,23 @@ def test_selection_per_method_across_hyperparameters(tmp_path):
             "a/dropout_rate=0.9,learning_rate=0.01/seed1",
         ],
     }
-    # Oracle selection is another table, named so.
+    # Oracle selection reads a validation part of the held-out domain, which these runs did not measure.
+    with pytest.raises(ValueError, match="did not measure: run the sweep with test_holdout_fraction"):
+        collect(sweep, "oracle")
+
+
+def test_oracle_selection_reads_the_held_out_validation_part_never_the_reported_test(tmp_path):
+    grid = {"test_domains": ["a"], "dropout_rate": [0.0], "learning_rate": [0.001, 0.01], "seed": [0]}
+    sweep = _sweep_file(tmp_path, grid)
+    lr = [{"dropout_rate": 0.0, "learning_rate": value} for value in (0.001, 0.01)]
+    # The test part prefers lr 0.001 (0.70 > 0.50); the oracle's validation part prefers 0.01 (0.60 > 0.40).
+    _fake_run(sweep, "a", lr[0], 0, validation=0.80, test=0.70, oracle=0.40)
+    _fake_run(sweep, "a", lr[1], 0, validation=0.90, test=0.50, oracle=0.60)
     oracle = collect(sweep, "oracle")
-    assert {
-        (c.method_setting, c.method, c.seed): dict(c.hyperparameters)
-        for c in oracle.selected
-        if c.domain == "a"
-    }[(erm, "live", 0)] == {"learning_rate": 0.001}
+    [choice] = [c for c in oracle.selected if c.method == "live"]
+    assert (
+        dict(choice.hyperparameters) == {"learning_rate": 0.01} and choice.record.mean_test_accuracy == 0.50
+    )
     assert "Oracle selection" in oracle.report()
 
 

@@ -48,7 +48,8 @@ __all__ = [
 # How a setting is chosen among the hyperparameters: the mean accuracy it maximises.
 SELECTIONS = {
     "training_domain_validation": "mean training-domain validation accuracy",
-    "oracle": "mean held-out (test-domain) accuracy: an oracle, optimistic by construction",
+    "oracle": "mean accuracy on a validation part of the held-out domains (DomainBed's test-domain oracle, "
+    "optimistic by construction; never the reported test part)",
 }
 SPREADS = {"std": "sample std (ddof 1)", "sem": "standard error (DomainBed: std with ddof 0 / sqrt(n))"}
 
@@ -106,7 +107,15 @@ def select_per_method(
 
         def score(candidate: tuple[Job, MethodResults]) -> float:
             record = candidate[1]
-            value = record.mean_test_accuracy if selection == "oracle" else record.mean_validation_accuracy
+            if selection == "oracle":
+                if not record.oracle_accuracy:
+                    raise ValueError(
+                        f"oracle selection reads the held-out domains' validation part, which {candidate[0].output_dir} "
+                        "did not measure: run the sweep with test_holdout_fraction (e.g. 0.2)"
+                    )
+                value = mean_domain_accuracy(record.oracle_accuracy.values())
+            else:
+                value = record.mean_validation_accuracy
             return -math.inf if math.isnan(value) else value
 
         job, record = max(
