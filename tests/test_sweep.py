@@ -4,6 +4,7 @@ launching N jobs at once, selection per method across hyperparameters, and the t
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from helpers import REPO, tiny_flags
 
 from hf_bigdrop.experiment import UsageError
+from hf_bigdrop.experiment.arguments import read_recipe
 from hf_bigdrop.experiment.cli import main as cli
 from hf_bigdrop.experiment.collect import (
     Row,
@@ -159,6 +161,7 @@ def _fake_run(
             "model": {"dropout_rate": setting["dropout_rate"]},
             "data": {"test_domains": [domain]},
             "training": {"seed": seed, **{k: v for k, v in setting.items() if k != "dropout_rate"}},
+            "recipe": read_recipe(sweep.config),  # what a real run records of its recipe's values
         },
     ).save(job.output_dir)
 
@@ -257,6 +260,19 @@ def test_results_of_another_setting_never_count_as_finished(tmp_path):
     assert not erm.finished and erm.argv()[-2:] == ["--overwrite_output_dir", "True"]
     (big.output_dir / "results.json").write_text('{"dataset": ')  # damaged: runs again
     assert not big.finished
+
+
+def test_a_recipe_changed_since_a_job_finished_runs_it_again(tmp_path):
+    sweep = _sweep_file(tmp_path, {"test_domains": ["a"], "dropout_rate": [0.9], "seed": [0]})
+    [job] = sweep.jobs()
+    _fake_run(sweep, "a", {"dropout_rate": 0.9}, 0, validation=0.5, test=0.5)
+    assert job.finished
+    recipe = Path(sweep.config)
+    recipe.write_text(yaml.safe_dump({"dataset": "digits", "max_steps": 3}))  # the budget changed
+    assert not job.finished
+    # How the run goes (its logging, its workers) is not what it computes: still finished.
+    recipe.write_text(yaml.safe_dump({"dataset": "digits", "max_steps": 2, "logging_steps": 7}))
+    assert job.finished
 
 
 def test_table_means_stds_and_domainbed_standard_error():

@@ -180,6 +180,25 @@ def setting_name(setting: dict) -> str:
     return ",".join(f"{key}={value}" for key, value in setting.items()) or "default"
 
 
+# Arguments that change how a run goes, not what it computes: a finished run stays finished when only these differ.
+OPERATIONAL_ARGUMENTS = frozenset(
+    {
+        "output_dir",
+        "overwrite_output_dir",
+        "resume_from_checkpoint",
+        "report_to",
+        "logging_steps",
+        "disable_tqdm",
+        "dataloader_num_workers",
+        "save_total_limit",
+        "push_to_hub",
+        "hub_model_id",
+        "hub_token",
+        "hub_strategy",
+    }
+)
+
+
 def _same(recorded: object, wanted: object) -> bool:
     if isinstance(wanted, float) or isinstance(recorded, float):
         try:
@@ -208,8 +227,10 @@ class Job:
         return {**self.sweep.arguments, **self.setting, "test_domains": self.test_domain, "seed": self.seed}
 
     def results(self) -> RunResults | None:
-        """The job's results if it finished with its own values; `None` if it has not finished, or if the folder holds
-        another setting's results (which the job then overwrites)."""
+        """The job's results if it finished with the values it would run with now (its grid values, the sweep's
+        arguments and the recipe's content, all but `OPERATIONAL_ARGUMENTS`); `None` if it has not finished, or if
+        the folder holds results of other values (another setting, or a recipe changed since), which the job then
+        overwrites."""
         if not (self.output_dir / RESULTS_FILE).is_file():
             return None
         try:
@@ -219,7 +240,12 @@ class Job:
         recorded = {
             k: v for group in results.arguments.values() if isinstance(group, dict) for k, v in group.items()
         }
-        if all(key in recorded and _same(recorded[key], value) for key, value in self.values().items()):
+        wanted = {**read_recipe(self.sweep.config), **self.values()}
+        if all(
+            key in recorded and _same(recorded[key], value)
+            for key, value in wanted.items()
+            if key not in OPERATIONAL_ARGUMENTS
+        ):
             return results
         return None
 
