@@ -45,6 +45,17 @@ def test_combine_two_seeds(two_seeds, tmp_path):
         )
     assert RunResults.load(tmp_path / "soup" / "uniform_soup").primary_method == "uniform_soup"
     assert "soup" in (tmp_path / "soup" / "README.md").read_text()
+    # A folder that holds anything (here: the soup just made, or another run) is never replaced unasked.
+    before = (tmp_path / "soup" / "model.safetensors").read_bytes()
+    for output in (tmp_path / "soup", two_seeds / "other-run"):
+        output.mkdir(exist_ok=True)
+        (output / "results.json").touch()
+        with pytest.raises(UsageError, match="already holds a finished run: choose an empty or new folder"):
+            combine_runs(runs, output)
+    assert (tmp_path / "soup" / "model.safetensors").read_bytes() == before
+    # Asked for, it is replaced.
+    again = cli(["combine", *runs, "--output_dir", str(tmp_path / "soup"), "--overwrite_output_dir"])
+    assert again.methods == combined.methods
 
 
 @pytest.mark.slow

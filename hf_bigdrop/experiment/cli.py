@@ -71,7 +71,7 @@ def sweep_command(argv: list[str]) -> str:
     from .sweep import LAUNCHERS, Sweep, job_tasks, launch
 
     parser = argparse.ArgumentParser(
-        prog="hf-bigdrop sweep", description="A grid of experiments and its table."
+        prog="hf-bigdrop sweep", description="A grid of experiments and its table.", allow_abbrev=False
     )
     parser.add_argument("sweep", help="the sweep file (YAML; see hf_bigdrop.experiment.sweep)")
     parser.add_argument("--jobs", type=int, default=1, help="local launcher: run this many jobs at once")
@@ -122,7 +122,8 @@ def sweep_command(argv: list[str]) -> str:
         selected = collect(sweep).selected
         for combination in combination_plan(sweep, selected):
             if combination_results(combination.folder, combination.members) is None:
-                combine_runs(list(combination.members), combination.folder)
+                # The sweep's own combination folder: made by the sweep, replaced when its members changed.
+                combine_runs(list(combination.members), combination.folder, overwrite=True)
         print(f"sweep ran for {(time.time() - start) / 3600:.2f} h", flush=True)
         if failed:
             print("failed (see their logs):\n" + "\n".join(t.name for t in failed), file=sys.stderr)
@@ -139,7 +140,7 @@ def combine_command(argv: list[str]) -> RunResults:
     from .combine import combine_runs
 
     parser = argparse.ArgumentParser(
-        prog="hf-bigdrop combine", description="Soups and ensembles of finished runs."
+        prog="hf-bigdrop combine", description="Soups and ensembles of finished runs.", allow_abbrev=False
     )
     parser.add_argument("runs", nargs="+", help="output_dir of each finished run")
     parser.add_argument("--output_dir", required=True, help="where the soups and results.json go")
@@ -147,9 +148,16 @@ def combine_command(argv: list[str]) -> RunResults:
         "--methods", nargs="+", default=list(COMBINATION_METHODS), choices=COMBINATION_METHODS
     )
     parser.add_argument("--batch_size", type=int, default=64, help="evaluation batch size")
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="replace what --output_dir holds (without it, a folder that holds anything is refused)",
+    )
     args = parser.parse_args(argv)
     _logging()
-    results = combine_runs(args.runs, args.output_dir, args.methods, args.batch_size)
+    results = combine_runs(
+        args.runs, args.output_dir, args.methods, args.batch_size, overwrite=args.overwrite_output_dir
+    )
     for name, record in results.methods.items():
         print(
             f"{name}: mean o.o.d. {100 * record.mean_test_accuracy:.1f}%, "
@@ -162,7 +170,9 @@ def compare_command(argv: list[str]) -> str:
     """`compare`: finished runs side by side (per-domain validation and o.o.d. accuracy), optionally their curves."""
     from .plots import plot_run_curves
 
-    parser = argparse.ArgumentParser(prog="hf-bigdrop compare", description="Finished runs side by side.")
+    parser = argparse.ArgumentParser(
+        prog="hf-bigdrop compare", description="Finished runs side by side.", allow_abbrev=False
+    )
     parser.add_argument("runs", nargs="+", help="output_dir of each run (or its results.json)")
     parser.add_argument("--output", type=Path, help="also write the table (Markdown) to this file")
     parser.add_argument("--plot", type=Path, help="also draw the runs' accuracy curves into this PNG")

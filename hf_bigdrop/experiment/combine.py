@@ -29,7 +29,7 @@ from ..backbones import resolve_backbone_name
 from ..checkpoints import safetensors_problem
 from ..metric_keys import domain_accuracies, metric_key, parse_eval_set_name
 from ..modelcard import write_model_card
-from ..results import COMBINATION_METHODS, MethodResults, RunResults
+from ..results import COMBINATION_METHODS, RESULTS_FILE, MethodResults, RunResults
 from ..soups import check_compatible_runs, ensemble_runs, greedy_soup, uniform_soup
 from ..training_args import BigDropTrainingArguments
 from .arguments import DataArguments, UsageError
@@ -82,9 +82,12 @@ class _Evaluator:
         return trainer.evaluate(eval_dataset=validation)[metric_key("val")]
 
 
-def check_combination(run_dirs: list[str | os.PathLike], output_dir: Path, methods) -> list[Path]:
+def check_combination(
+    run_dirs: list[str | os.PathLike], output_dir: Path, methods, overwrite: bool = False
+) -> list[Path]:
     """Refuses, before any work, a combination that cannot be made: unknown methods, runs that cannot be combined
-    (`check_compatible_runs`), or an output folder that is one of the runs (it would overwrite that run's model).
+    (`check_compatible_runs`), an output folder that is one of the runs (it would overwrite that run's model), or,
+    without `overwrite`, an output folder that already holds anything (another run, an earlier combination).
 
     Returns:
         `list[Path]`: the runs' folders.
@@ -113,6 +116,12 @@ def check_combination(run_dirs: list[str | os.PathLike], output_dir: Path, metho
                 f"--output_dir {str(output_dir)!r} is (or is inside) the run {str(folder)!r}: writing the "
                 "combination there would overwrite that run's model; choose another folder"
             )
+    if not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+        what = "a finished run" if (output_dir / RESULTS_FILE).is_file() else "files"
+        raise UsageError(
+            f"--output_dir {str(output_dir)!r} already holds {what}: choose an empty or new folder, or pass "
+            "--overwrite_output_dir to replace what is there"
+        )
     return folders
 
 
@@ -121,6 +130,7 @@ def combine_runs(
     output_dir: str | os.PathLike,
     methods=COMBINATION_METHODS,
     batch_size: int = 64,
+    overwrite: bool = False,
 ) -> RunResults:
     """Builds, evaluates and saves the requested combinations of finished runs; returns their results.
 
@@ -130,13 +140,15 @@ def combine_runs(
         output_dir (`str | os.PathLike`): where the combination goes (never one of the runs).
         methods (*optional*): some of `greedy_soup`, `uniform_soup`, `run_ensemble` (default: all).
         batch_size (`int`, *optional*, defaults to `64`): evaluation batch size.
+        overwrite (`bool`, *optional*, defaults to `False`): replace what `output_dir` holds; without it a folder
+            that holds anything is refused (nothing a user made is deleted unasked).
 
     Raises:
         `UsageError`: see `check_combination`.
     """
     start = time.time()
     output_dir = Path(output_dir)
-    folders = check_combination(run_dirs, output_dir, methods)
+    folders = check_combination(run_dirs, output_dir, methods, overwrite)
     runs = [RunResults.load(folder) for folder in folders]
     first = runs[0]
     output_dir.mkdir(parents=True, exist_ok=True)
