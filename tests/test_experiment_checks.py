@@ -281,3 +281,21 @@ def test_a_name_from_data_never_leaves_its_folder(name):
     with pytest.raises(UsageError, match="cannot name a folder inside --output_dir"):
         runner.folder_name(name, "domain")
     assert runner.folder_name("art_painting", "domain") == "art_painting"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["combine", "a", "b", "--output_d", "c"],
+        ["compare", "a", "--outp", "table.md"],
+        ["sweep", "sweep.yaml", "--job", "2"],
+    ],
+)
+def test_no_command_takes_an_abbreviated_flag(argv, capsys):
+    from hf_bigdrop.experiment.cli import main
+
+    with pytest.raises(SystemExit) as exit_code:
+        main(argv)
+    # The abbreviation is not taken for the flag it starts: refused, or the flag counts as missing.
+    assert exit_code.value.code == 2
+    assert re.search(r"unrecognized arguments|required: --output_dir", capsys.readouterr().err)
