@@ -35,6 +35,19 @@ def test_a_diverged_run_stops_and_writes_no_result(backbone, tmp_path):
         assert not (out / name).exists(), name
 
 
+def test_the_command_says_a_divergence_in_one_line(backbone, tmp_path, capsys):
+    from hf_bigdrop.experiment.cli import main
+
+    flags = tiny_flags(
+        backbone, tmp_path / "run", "--optim", "sgd", "--learning_rate", "1e12", "--max_grad_norm", "0"
+    )
+    with pytest.raises(SystemExit) as exit_code:
+        main(flags, command="run")
+    assert exit_code.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if "diverged" in line]
+    assert len(lines) == 1 and lines[0].startswith("hf-bigdrop run: Training diverged at step ")
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(backbone, tmp_path_factory):
     out = tmp_path_factory.mktemp("reliability") / "a"

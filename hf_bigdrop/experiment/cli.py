@@ -215,18 +215,24 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None, command: str | None = None):
-    """Runs a command: `command`, or the first argument (`hf-bigdrop run ...`). Usage errors exit with status 2."""
+    """Runs a command: `command`, or the first argument (`hf-bigdrop run ...`). Usage errors exit with status 2, a
+    diverged training with status 1, each as one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if command is None:
         if not argv or argv[0] not in COMMANDS:
             print(__doc__.split("\n\n")[0] + "\n\ncommands: " + ", ".join(COMMANDS), file=sys.stderr)
             raise SystemExit(2)
         command, argv = argv[0], argv[1:]
+    from ..training import TrainingDivergedError
+
     try:
         result = COMMANDS[command](argv)
     except UsageError as error:
         print(f"hf-bigdrop {command}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingDivergedError as error:  # a result of the run, not a bug: said in one line
+        print(f"hf-bigdrop {command}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     if command == "run":
         from accelerate import PartialState
 
