@@ -12,6 +12,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .backbones import is_embedded_backbone
 from .data.registry import get_dataset_info
 from .hub import backbone_hub_id, is_hub_id
 from .results import RunResults, domain_table, run_title
@@ -168,7 +169,8 @@ classifier = pipeline("image-classification", model="{repo}", trust_remote_code=
 ```
 
 The model's code (`configuration_bigdrop.py`, `modeling_bigdrop.py`, `pooling_bigdrop.py`) is saved with its
-weights and imports only `torch` and `transformers`; with `hf_bigdrop` installed and imported, `trust_remote_code` is not needed.
+weights and imports only `torch` and `transformers`{_timm_words(results)}; with `hf_bigdrop` installed and imported,
+`trust_remote_code` is not needed.
 
 ## Licence
 
@@ -181,6 +183,14 @@ weights and imports only `torch` and `transformers`; with `hf_bigdrop` installed
 ```
 """
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
+def _timm_words(results: RunResults) -> str:
+    """What else loading needs: a timm backbone (a `timm/...` checkpoint or the embedded one) is built by `timm`."""
+    backbone = str(results.backbone)
+    if backbone.startswith("timm/") or is_embedded_backbone(backbone):
+        return "; its timm backbone needs `timm` too (`pip install timm`)"
+    return ""
 
 
 def _base_model_words(results: RunResults, base_model: str | None) -> str:

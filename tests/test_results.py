@@ -111,6 +111,11 @@ def test_model_card_metadata_and_table():
     assert "| sketch | held out (o.o.d.) | 81.2 |" in card.text
     assert 'model="me/pacs-sketch", trust_remote_code=True' in card.text
     assert "arXiv:2403.00946" in card.text
+    # What loading needs: the timm backbone needs timm; a transformers backbone does not.
+    assert "its timm backbone needs `timm` too" in " ".join(card.text.split())
+    transformers_backbone = make_results(0.9, 0.8)
+    transformers_backbone.backbone = "google/vit-base-patch16-224"
+    assert "needs `timm`" not in " ".join(build_model_card(transformers_backbone).text.split())
     assert "Optimiser `sgd`, learning rate 0.001, 10000 steps" in " ".join(card.text.split())
     assert "trajectory weight average" not in card.text
     with_wa = build_model_card(make_results(0.9, 0.8123, wa_ood=0.85)).text
