@@ -188,3 +188,17 @@ def test_divergence_factor_must_exceed_one(tmp_path):
 
     with pytest.raises(ValueError, match="divergence_factor must be > 1 or unset, got 0.5"):
         make_args(tmp_path, divergence_factor=0.5)
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused(backbone, tmp_path):
+    from hf_bigdrop.experiment import UsageError
+    from hf_bigdrop.experiment.outputs import output_dir_lock
+
+    out = tmp_path / "run"
+    with output_dir_lock(out):  # another run holds the folder
+        with pytest.raises(UsageError, match="is being written by another run"):
+            run(tiny_flags(backbone, out))
+        assert not (out / "results.json").exists()
+    # Released (as a killed process releases it): the folder is free again, the lock file left behind is not stale.
+    [results] = run(tiny_flags(backbone, out))
+    assert (out / "results.json").is_file() and results.selected_step

@@ -14,6 +14,7 @@ run, the merged model and its adapter in `adapter/`), its model card and, writte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ __all__ = [
     "checkpoint_to_resume",
     "earlier_run_files",
     "is_finished",
+    "output_dir_lock",
     "prepare_output_dir",
     "push_output_dir",
     "write_atomically",
@@ -166,3 +168,34 @@ def push_output_dir(trainer, commit_message: str) -> None:
         revision=args.hub_revision,
         ignore_patterns=["_*", ".*", "checkpoint-*"],
     )
+
+
+# The lock file a run holds in its output folder while it writes there (hidden: never pushed, never an output).
+LOCK_FILE = ".hf_bigdrop.lock"
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir: str | os.PathLike):
+    """Holds an exclusive lock on `output_dir` for a run's lifetime: a second run into the same folder is refused in
+    one line instead of writing over the first. The lock is the operating system's (`filelock`), so a run that is
+    killed releases it with its process: a lock file left behind is never stale.
+
+    Raises:
+        `UsageError`: another process holds the folder.
+    """
+    from filelock import FileLock, Timeout
+
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(
+            f"--output_dir {str(folder)!r} is being written by another run: wait for it to end, or choose another "
+            "folder"
+        ) from None
+    try:
+        yield folder / LOCK_FILE
+    finally:
+        lock.release()

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -50,6 +51,7 @@ from .outputs import (
     RESUME_LATEST,
     checkpoint_to_resume,
     is_finished,
+    output_dir_lock,
     prepare_output_dir,
     push_output_dir,
     write_atomically,
@@ -179,7 +181,22 @@ def run_experiment(
         checkpoint (`str | None`, *optional*): the checkpoint to resume from (`checkpoint_to_resume`).
         callbacks (`Sequence[TrainerCallback]`, *optional*): further callbacks of the run's Trainer (e.g. a timer:
             `benchmarks/run_throughput.py`).
+
+    Raises:
+        `UsageError`: another run is writing into the same `output_dir` (the folder is locked for the run's
+            lifetime: `outputs.output_dir_lock`).
     """
+    locked = (
+        output_dir_lock(arguments.training.output_dir) if arguments.training.should_save else nullcontext()
+    )
+    with locked:
+        return _train_and_write(arguments, checkpoint, callbacks)
+
+
+def _train_and_write(
+    arguments: ExperimentArguments, checkpoint: str | None, callbacks: Sequence[TrainerCallback]
+) -> RunResults:
+    """`run_experiment`'s work, with the output folder locked."""
     start = time.time()
     training = arguments.training
     set_seed(training.seed)
