@@ -79,6 +79,16 @@ def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, bu
             "'arguments' .* mapping",
         ),
         ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0, 0], test_domains: [a]}\n", "repeats a value"),
+        # The same cell under two spellings is one run.
+        ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0, '0'], test_domains: [a]}\n", "repeats a value"),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], learning_rate: [0.0001, '1e-4']}\n",
+            "grid key 'learning_rate' .* repeats a value",
+        ),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\nmethod_keys: [learning_rate]\n",
+            r"method_keys \['learning_rate'\] of .* are not grid keys",
+        ),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], output_dir: [x]}\n",
             "the sweep's to set",

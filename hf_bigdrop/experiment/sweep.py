@@ -114,7 +114,8 @@ class Sweep:
         for key, choices in grid.items():
             if not choices:
                 raise UsageError(f"grid key {key!r} in {path} has no values")
-            if len(set(map(json.dumps, choices))) < len(choices):
+            # The same value under two spellings (`0` and `"0"`, `0.0001` and `"1e-4"`) is the same run.
+            if len(set(map(_normalised, choices))) < len(choices):
                 raise UsageError(f"grid key {key!r} in {path} repeats a value: {choices}")
         arguments = values.get("arguments") or {}
         for key in _SWEEP_OWNED:
@@ -126,6 +127,11 @@ class Sweep:
         method_keys = tuple(values.get("method_keys") or ("dropout_rate",))
         if "test_domains" in method_keys or "seed" in method_keys:
             raise UsageError("method_keys cannot hold test_domains or seed (the table's axes)")
+        unknown = [key for key in values.get("method_keys") or () if key not in grid]
+        if unknown:
+            raise UsageError(
+                f"method_keys {unknown} of {path} are not grid keys; the grid's keys are {sorted(grid)}"
+            )
         return cls(
             config=Path(values["config"]),
             output_dir=Path(values["output_dir"]),
@@ -197,6 +203,16 @@ OPERATIONAL_ARGUMENTS = frozenset(
         "hub_strategy",
     }
 )
+
+
+def _normalised(value: object) -> str:
+    """A grid value as the run will read it: numbers (and strings that are numbers) by value, the rest as JSON."""
+    if isinstance(value, bool):
+        return json.dumps(value)
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return json.dumps(value)
 
 
 def _same(recorded: object, wanted: object) -> bool:
