@@ -79,6 +79,14 @@ def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, bu
             "'arguments' .* mapping",
         ),
         ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0, 0], test_domains: [a]}\n", "repeats a value"),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: ['../x']}\n",
+            "cannot name a folder inside",
+        ),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], backbone: [/tmp/b]}\n",
+            "'/tmp/b', which cannot name a folder inside",
+        ),
         # The same cell under two spellings is one run.
         ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0, '0'], test_domains: [a]}\n", "repeats a value"),
         (

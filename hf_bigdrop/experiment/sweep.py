@@ -114,6 +114,13 @@ class Sweep:
         for key, choices in grid.items():
             if not choices:
                 raise UsageError(f"grid key {key!r} in {path} has no values")
+            # Grid values name the jobs' folders (`timm/resnet50` makes a sub-folder): none may leave the sweep's.
+            for value in choices:
+                if _escapes_folder(str(value)):
+                    raise UsageError(
+                        f"grid key {key!r} in {path} has the value {value!r}, which cannot name a folder inside the "
+                        "sweep's output_dir (empty, absolute, or with a '.' or '..' part)"
+                    )
             # The same value under two spellings (`0` and `"0"`, `0.0001` and `"1e-4"`) is the same run.
             if len(set(map(_normalised, choices))) < len(choices):
                 raise UsageError(f"grid key {key!r} in {path} repeats a value: {choices}")
@@ -203,6 +210,14 @@ OPERATIONAL_ARGUMENTS = frozenset(
         "hub_strategy",
     }
 )
+
+
+def _escapes_folder(text: str) -> bool:
+    """Whether `text`, used as a folder name (sub-folders allowed), could point outside its parent folder."""
+    parts = text.replace("\\", "/").split("/")
+    return (
+        not text or "\0" in text or text.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts)
+    )
 
 
 def _normalised(value: object) -> str:
