@@ -158,7 +158,7 @@ domains {train} with **dropout {results.dropout_rate:g}** on its penultimate rep
 - Backbone `{results.backbone}`, dropout rate {results.dropout_rate:g} on the pooled features, BatchNorm statistics
   {"frozen" if results.freeze_batchnorm else "trained"}.{_lora_item(results)}
 - Optimiser `{results.optimizer}`, learning rate {results.learning_rate}, {results.max_steps} steps; every argument
-  is in `results.json`. Wall time: {results.wall_time_s:.0f} s.
+  is in `results.json`. Wall time: {results.wall_time_s:.0f} s.{_subsample_item(results)}
 
 ## Use
 
@@ -300,6 +300,17 @@ def _other_methods(results: RunResults) -> str:
     ]
     header = ["method", "selected step", "mean o.o.d. accuracy (%)", "mean validation accuracy (%)"]
     return f"\n{intro}\n\n{markdown_table(header, rows)}\n"
+
+
+def _subsample_item(results: RunResults) -> str:
+    """A warning item when the run saw only a few examples per domain (`max_per_domain`: a smoke test)."""
+    cap = results.arguments.get("data", {}).get("max_per_domain")
+    if not cap:
+        return ""
+    return (
+        f"\n- **A reduced run**: at most {cap} examples per domain (`max_per_domain`), for a quick check; its "
+        "accuracies are not a result to compare."
+    )
 
 
 def _holdout(results: RunResults) -> str:
