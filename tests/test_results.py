@@ -120,7 +120,9 @@ def test_model_card_metadata_and_table():
     assert "A reduced run" not in card.text
     smoke = make_results(0.9, 0.8)
     smoke.arguments = {"data": {"max_per_domain": 24}}
-    assert "**A reduced run**: at most 24 examples per domain" in " ".join(build_model_card(smoke).text.split())
+    assert "**A reduced run**: at most 24 examples per domain" in " ".join(
+        build_model_card(smoke).text.split()
+    )
     assert "trajectory weight average" not in card.text
     with_wa = build_model_card(make_results(0.9, 0.8123, wa_ood=0.85)).text
     assert "| trajectory weight average | 600 | 85.0 | 90.0 |" in with_wa
