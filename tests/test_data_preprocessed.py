@@ -40,7 +40,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="Unknown recipe 'fancy'"):
         preprocess_for_evaluation(colour_dataset({"art": 2}), PROCESSOR, recipe="fancy")
     with pytest.raises(ValueError, match="pixels must be uint8 of shape"):
-        PreprocessedImages(torch.zeros(2, 3, 4, 4), [0, 1], [0, 0], (0.5,) * 3, (0.5,) * 3)
+        PreprocessedImages(torch.zeros(2, 3, 4, 4), [0, 1], [0, 0], lambda pixels: pixels)
 
 
 def test_evaluation_metrics_are_unchanged(tmp_path):

@@ -13,22 +13,20 @@ Both give bitwise the same pixels as the lazy transforms (tested).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
 
 from .splitting import arrow_column
 from .transforms import (
-    RECIPES,
     DomainBatchTransform,
     ToRGB,
     _open_image,
+    _split_batchable,
     build_transforms,
     image_spec_from_processor,
 )
@@ -56,8 +54,8 @@ class PreprocessedImages(torch.utils.data.Dataset):
         pixels (`torch.Tensor`): uint8 images of shape `(N, 3, H, W)`.
         labels (`Sequence[int]`): the class of each image.
         domain_ids (`Sequence[int]`): the domain of each image.
-        mean (`Sequence[float]`): per-channel normalisation mean.
-        std (`Sequence[float]`): per-channel normalisation standard deviation.
+        normalise (`Callable`): the transform's deterministic tail (scaling to [0, 1], normalisation), applied to a
+            batch of uint8 images.
     """
 
     def __init__(
@@ -65,8 +63,7 @@ class PreprocessedImages(torch.utils.data.Dataset):
         pixels: torch.Tensor,
         labels: Sequence[int],
         domain_ids: Sequence[int],
-        mean: Sequence[float],
-        std: Sequence[float],
+        normalise: Callable[[torch.Tensor], torch.Tensor],
     ):
         if pixels.dtype != torch.uint8 or pixels.ndim != 4 or pixels.shape[0] != len(labels):
             raise ValueError(
@@ -76,7 +73,7 @@ class PreprocessedImages(torch.utils.data.Dataset):
         self.pixels = pixels
         self.labels = [int(label) for label in labels]
         self.domain_ids = [int(domain) for domain in domain_ids]
-        self.mean, self.std = list(mean), list(std)
+        self.normalise = normalise
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,12 +82,17 @@ class PreprocessedImages(torch.utils.data.Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        pixels = F.to_dtype(self.pixels[list(indices)], torch.float32, scale=True)
-        pixels = F.normalize(pixels, mean=self.mean, std=self.std)
+        pixels = self.normalise(self.pixels[list(indices)])
         return [
             {"pixel_values": image, "labels": self.labels[i], "domain_ids": self.domain_ids[i]}
             for image, i in zip(pixels, indices)
         ]
+
+
+def _decoded(dataset: datasets.Dataset) -> Iterator[Image.Image]:
+    """Every image of a split, decoded (an undecodable file raises an error naming it), in the split's order."""
+    entries = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))["image"]
+    return (_open_image(entry) for entry in entries)
 
 
 def preprocess_for_evaluation(
@@ -117,17 +119,17 @@ def preprocess_for_evaluation(
     Raises:
         ValueError: If `recipe` is unknown, or an image cannot be decoded (the message names it).
     """
-    if recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe {recipe!r}; valid recipes: {', '.join(sorted(RECIPES))}.")
+    # The evaluation transform of `apply_transforms`, in its two parts: resizing each image, then the batch's scaling
+    # and normalisation.
+    to_pixels, normalise = _split_batchable(
+        build_transforms(image_processor, train=False, recipe=recipe, image_size=image_size)
+    )
     spec = image_spec_from_processor(image_processor, image_size)
-    to_pixels = v2.Compose([ToRGB(), *RECIPES[recipe](spec, False), v2.ToImage()])
-    images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
     pixels = torch.empty((len(dataset), 3, *spec.size), dtype=torch.uint8)
-    for i, entry in enumerate(images["image"]):
-        pixels[i] = to_pixels(_open_image(entry))
+    for i, image in enumerate(_decoded(dataset)):
+        pixels[i] = to_pixels(image)
     labels = arrow_column(dataset, "label").to_pylist()
-    domain_ids = arrow_column(dataset, "domain").to_pylist()
-    return PreprocessedImages(pixels, labels, domain_ids, spec.mean, spec.std)
+    return PreprocessedImages(pixels, labels, arrow_column(dataset, "domain").to_pylist(), normalise)
 
 
 class DecodedImages(torch.utils.data.Dataset):
@@ -196,11 +198,10 @@ def decode_for_training(
         ValueError: If `recipe` is unknown, or an image cannot be decoded (the message names it).
     """
     transform = build_transforms(image_processor, train=True, recipe=recipe, image_size=image_size)
-    entries = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))["image"]
     to_rgb = ToRGB()
     images = []
-    for entry in entries:
-        images.append(np.asarray(to_rgb(_open_image(entry))))
+    for image in _decoded(dataset):
+        images.append(np.asarray(to_rgb(image)))
         if len(images) == 1 and images[0].nbytes * len(dataset) > max_bytes:
             return None
     labels = arrow_column(dataset, "label").to_pylist()
