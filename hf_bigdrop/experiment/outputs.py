@@ -31,6 +31,7 @@ __all__ = [
     "checkpoint_to_resume",
     "earlier_run_files",
     "is_finished",
+    "leaves_folder",
     "output_dir_lock",
     "prepare_output_dir",
     "push_output_dir",
@@ -199,3 +200,16 @@ def output_dir_lock(output_dir: str | os.PathLike):
         yield folder / LOCK_FILE
     finally:
         lock.release()
+
+
+def leaves_folder(name: str, *, subfolders: bool = False) -> bool:
+    """Whether `name`, read from data or a sweep's grid and joined to a folder, could name something outside it: empty,
+    absolute, with a `.` or `..` part or a NUL, or, unless `subfolders` (`timm/resnet50` as a sub-folder), with any
+    path separator. The one rule for names the runner and the sweep turn into folders.
+    """
+    parts = name.replace("\\", "/").split("/")
+    if len(parts) > 1 and not subfolders:
+        return True
+    return (
+        not name or "\0" in name or name.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts)
+    )

@@ -51,6 +51,7 @@ from .outputs import (
     RESUME_LATEST,
     checkpoint_to_resume,
     is_finished,
+    leaves_folder,
     output_dir_lock,
     prepare_output_dir,
     push_output_dir,
@@ -272,7 +273,7 @@ def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
 def folder_name(name: str, what: str) -> str:
     """`name` (read from data: a domain) if it can name a folder inside another one, else a `UsageError`: a name from
     data never writes outside its run's folder."""
-    if not name or name in (".", "..") or any(separator in name for separator in ("/", "\\", os.sep, "\0")):
+    if leaves_folder(name):
         raise UsageError(
             f"the {what} name {name!r} cannot name a folder inside --output_dir (it is empty, '.', '..' or holds a "
             "path separator): rename it in the data"

@@ -50,6 +50,7 @@ from .arguments import (
     read_recipe,
 )
 from .checks import check_experiment_arguments
+from .outputs import leaves_folder
 
 __all__ = ["LAUNCHERS", "Job", "Sweep", "launch", "launch_local", "launch_slurm"]
 
@@ -116,7 +117,7 @@ class Sweep:
                 raise UsageError(f"grid key {key!r} in {path} has no values")
             # Grid values name the jobs' folders (`timm/resnet50` makes a sub-folder): none may leave the sweep's.
             for value in choices:
-                if _escapes_folder(str(value)):
+                if leaves_folder(str(value), subfolders=True):
                     raise UsageError(
                         f"grid key {key!r} in {path} has the value {value!r}, which cannot name a folder inside the "
                         "sweep's output_dir (empty, absolute, or with a '.' or '..' part)"
@@ -210,14 +211,6 @@ OPERATIONAL_ARGUMENTS = frozenset(
         "hub_strategy",
     }
 )
-
-
-def _escapes_folder(text: str) -> bool:
-    """Whether `text`, used as a folder name (sub-folders allowed), could point outside its parent folder."""
-    parts = text.replace("\\", "/").split("/")
-    return (
-        not text or "\0" in text or text.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts)
-    )
 
 
 def _normalised(value: object) -> str:
