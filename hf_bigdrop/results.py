@@ -61,6 +61,11 @@ class MethodResults:
         """The mean fit over training domains, or `None` when the run did not measure it."""
         return mean_domain_accuracy(self.fit_accuracy.values()) if self.fit_accuracy else None
 
+    @property
+    def mean_known_accuracy(self) -> float | None:
+        """The mean known-instance diagnostic over held-out domains, or `None` when the run did not measure it."""
+        return mean_domain_accuracy(self.known_accuracy.values()) if self.known_accuracy else None
+
     @classmethod
     def from_selection(cls, selection: Selection) -> MethodResults:
         """The record of a `hf_bigdrop.selection.Selection`."""
@@ -286,14 +291,13 @@ def domain_table(results: RunResults, method: str | None = None) -> str:
         for domain in results.test_domains
         if domain in record.known_accuracy
     ]
+    bold = len(rows)  # the mean o.o.d. row
     rows += [
         ["mean o.o.d.", "", percent(record.mean_test_accuracy)],
         ["mean training-domain validation", "", percent(record.mean_validation_accuracy)],
     ]
     if record.fit_accuracy:
         rows.append(["mean fit", "", percent(record.mean_fit_accuracy)])
-    bold = len(results.test_domains) + len(results.train_domains) + len(record.fit_accuracy)
-    bold += sum(domain in record.known_accuracy for domain in results.test_domains)
     return markdown_table(["domain", "role", "accuracy (%)"], rows, bold_rows=[bold])
 
 
@@ -320,11 +324,7 @@ def comparison_table(runs: dict[str, RunResults]) -> str:
     if any(r.primary.fit_accuracy for r in runs.values()):
         row("mean fit (training split, dropout off)", [r.primary.mean_fit_accuracy for r in runs.values()])
     if any(r.primary.known_accuracy for r in runs.values()):
-        row(
-            "held out, known instances (diagnostic)",
-            [mean_domain_accuracy(r.primary.known_accuracy.values()) if r.primary.known_accuracy else None
-             for r in runs.values()],
-        )  # fmt: skip
+        row("held out, known instances (diagnostic)", [r.primary.mean_known_accuracy for r in runs.values()])
     rows.append(["selected step", *(r.selected_step for r in runs.values())])
     others = {m for r in runs.values() for m in r.methods if m != r.primary_method}
     for method in sorted(others, key=method_order):

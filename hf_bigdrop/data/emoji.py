@@ -238,7 +238,8 @@ def emoji_catalogue() -> list[EmojiEntry]:
 
 
 def _render_svg(entry: EmojiEntry, source: Path, size: int) -> Image.Image:
-    resvg_py = _imports()["resvg_py"]
+    import resvg_py  # checked by `_imports` before any render; imported here, not looked up again for every emoji
+
     png = resvg_py.svg_to_bytes(svg_string=source.read_text("utf-8"), width=int(size), height=int(size))
     return Image.open(io.BytesIO(bytes(png))).convert("RGBA")
 
