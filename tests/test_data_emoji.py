@@ -36,9 +36,12 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def splits(cache):
-    return load_domain_dataset(
-        "emoji", test_domains="symbola", image_size=SIZE, builder_kwargs=TINY, cache_dir=cache
-    )
+    return _tiny_splits(cache, test_domains="symbola")
+
+
+def _tiny_splits(cache, **kwargs):
+    """The splits of the tiny build (the first emoji of each class, `RENDERS` renders each)."""
+    return load_domain_dataset("emoji", image_size=SIZE, builder_kwargs=TINY, cache_dir=cache, **kwargs)
 
 
 def test_catalogue_holds_every_class_with_enough_emoji_in_every_domain():
@@ -121,36 +124,22 @@ def _domains(split) -> set[str]:
 
 
 def test_without_test_groups_the_held_out_domain_holds_every_emoji(cache):
-    splits = load_domain_dataset(
-        "emoji",
-        test_domains="noto",
-        test_group_fraction=0.0,
-        image_size=SIZE,
-        builder_kwargs=TINY,
-        cache_dir=cache,
-    )
+    splits = _tiny_splits(cache, test_domains="noto", test_group_fraction=0.0)
     assert "test_known" not in splits
     assert set(splits["test"]["emoji"]) == set(splits["train"]["emoji"]) | set(splits["validation"]["emoji"])
 
 
 def test_oracle_part_holds_test_emoji_only(cache):
-    splits = load_domain_dataset(
-        "emoji",
-        test_domains="twemoji",
-        test_holdout_fraction=0.5,
-        image_size=SIZE,
-        builder_kwargs=TINY,
-        cache_dir=cache,
-    )
+    splits = _tiny_splits(cache, test_domains="twemoji", test_holdout_fraction=0.5)
     test, oracle = set(splits["test"]["emoji"]), set(splits["test_validation"]["emoji"])
     seen = set(splits["train"]["emoji"]) | set(splits["validation"]["emoji"])
     assert test and oracle and not test & oracle and not (test | oracle) & seen
 
 
 def test_split_depends_on_the_seed(cache):
-    kwargs = {"test_domains": "twemoji", "image_size": SIZE, "builder_kwargs": TINY, "cache_dir": cache}
     held = [
-        set(load_domain_dataset("emoji", seed=seed, **kwargs)["validation"]["emoji"]) for seed in (0, 0, 1)
+        set(_tiny_splits(cache, test_domains="twemoji", seed=seed)["validation"]["emoji"])
+        for seed in (0, 0, 1)
     ]
     assert held[0] == held[1] != held[2]
 
