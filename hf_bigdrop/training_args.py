@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .metric_keys import metric_key, parse_metric_key
@@ -130,6 +131,10 @@ class BigDropTrainingArguments(TrainingArguments):
             raise ValueError(
                 "fp16 and bf16 are both set: choose one mixed precision (bf16 also runs on CPU)."
             )
+        if self.bf16 and not self.use_cpu and not torch.accelerator.is_available():
+            # transformers refuses bf16 without a GPU unless use_cpu is set; with no accelerator the run is on the CPU
+            # anyway, where bf16 autocast works (about twice the fp32 speed on CPUs with AVX512-BF16 or AMX).
+            self.use_cpu = True
         if self.selection_strategy is None:
             if self.oracle_selection:
                 self.selection_strategy = ORACLE

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from helpers import REPO, RUNNER, tiny_flags
 
 from hf_bigdrop.experiment import UsageError, parse_experiment_arguments, runner
@@ -197,6 +198,14 @@ def test_test_domains_all_as_a_yaml_scalar_and_nulls(tmp_path):
     arguments = parse_experiment_arguments([str(recipe), "--output_dir", str(tmp_path)])
     assert arguments.data.test_domains == ["all"] and arguments.data.leave_one_domain_out
     assert arguments.data.image_size is None and arguments.training.lr_milestones == []
+
+
+def test_bf16_on_a_machine_without_accelerator_runs_on_the_cpu(tmp_path, monkeypatch):
+    # transformers alone refuses --bf16 without a GPU unless --use_cpu is given; with no accelerator at all the run is
+    # on the CPU anyway, where bf16 autocast works.
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    arguments = parse_experiment_arguments(["--output_dir", str(tmp_path), "--bf16", "True"])
+    assert arguments.training.bf16 and arguments.training.use_cpu
 
 
 @pytest.mark.parametrize("recipe", ["digits", "styles", "emoji", "emoji_sgd"])
