@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoImageProcessor
 
 from hf_bigdrop import BigDropForImageClassification
-from hf_bigdrop.backbones import resolve_backbone_name
+from hf_bigdrop.backbones import load_backbone_image_processor, resolve_backbone_name
 from hf_bigdrop.data import DomainCollator, apply_transforms, get_dataset_info, load_domain_dataset
 from hf_bigdrop.tables import markdown_table
 
@@ -74,7 +73,7 @@ def main() -> None:
     if info is None or info.builder is None:
         parser.error(f"--dataset must be an embedded benchmark built offline, got {args.dataset!r}")
     path = resolve_backbone_name(args.backbone)
-    image_processor = AutoImageProcessor.from_pretrained(path)
+    image_processor = load_backbone_image_processor(path)
     model = BigDropForImageClassification.from_backbone(path, num_labels=len(info.classes))
     model.to(memory_format=torch.channels_last)
     rows = []

@@ -47,11 +47,11 @@ from pathlib import Path
 import datasets
 import torch
 from torch import nn
-from transformers import AutoImageProcessor, HfArgumentParser
+from transformers import HfArgumentParser
 from transformers.trainer_utils import set_seed
 
 from hf_bigdrop import BigDropForImageClassification
-from hf_bigdrop.backbones import resolve_backbone_name
+from hf_bigdrop.backbones import load_backbone_image_processor, resolve_backbone_name
 from hf_bigdrop.data import (
     STYLES_DOMAINS,
     DomainCollator,
@@ -436,7 +436,7 @@ class Run:
         self.args, self.seed, self.cue_agreement = args, seed, cue_agreement
         self.data = data_arguments(args)
         self.backbone = resolve_backbone_name(args.backbone)
-        self.image_processor = AutoImageProcessor.from_pretrained(self.backbone)
+        self.image_processor = load_backbone_image_processor(self.backbone)
         spec = image_spec_from_processor(self.image_processor, training_image_size(self.data))
         self.num_classes = splits["train"].features["label"].num_classes
         self.class_names = splits["train"].features["label"].names

@@ -170,6 +170,37 @@ def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
     return str(embedded_backbone_path(name)) if is_embedded_backbone(name) else name
 
 
+def load_backbone_image_processor(source: str | os.PathLike, **hub_kwargs):
+    """A backbone's image processor: `AutoImageProcessor.from_pretrained` on its folder or Hub id (or embedded name).
+
+    transformers asks for the torchvision backend first and warns on every load of a model type that has only a PIL
+    image processor (timm's `TimmWrapperImageProcessor`, every embedded backbone's); the PIL backend is asked for
+    directly there, so nothing is printed.
+
+    Args:
+        source (`str` or `os.PathLike`): The backbone's folder or Hub id (or embedded name).
+        hub_kwargs: Passed to `AutoConfig.from_pretrained` and `AutoImageProcessor.from_pretrained` (`revision`,
+            `cache_dir`, `token`, ...).
+
+    Returns:
+        The image processor.
+
+    Raises:
+        `OSError` or `ValueError`: As `AutoImageProcessor.from_pretrained`, when the backbone has none.
+    """
+    from transformers import AutoConfig, AutoImageProcessor
+    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
+
+    name = resolve_backbone_name(source)
+    try:
+        model_type = AutoConfig.from_pretrained(name, **hub_kwargs).model_type
+    except (OSError, ValueError):
+        model_type = None  # no config: transformers reads the processor's own file as it would
+    backends = IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or {}
+    only_pil = bool(backends) and "torchvision" not in backends
+    return AutoImageProcessor.from_pretrained(name, **({"backend": "pil"} if only_pil else {}), **hub_kwargs)
+
+
 def backbone_preprocessing(
     source: str | os.PathLike, backbone_config: object = None, **hub_kwargs
 ) -> dict | None:
@@ -190,12 +221,10 @@ def backbone_preprocessing(
         an image processor nor a timm config says.
     """
     # Imported here, not at import time: `hf_bigdrop.data` imports this module (through `hf_bigdrop.hub`).
-    from transformers import AutoImageProcessor
-
     from .data.transforms import evaluation_preprocessing
 
     try:
-        processor = AutoImageProcessor.from_pretrained(resolve_backbone_name(source), **hub_kwargs)
+        processor = load_backbone_image_processor(source, **hub_kwargs)
     except (OSError, ValueError):
         pretrained_cfg = timm_pretrained_cfg(backbone_config)
         if not pretrained_cfg:
@@ -396,6 +425,7 @@ __all__ = [
     "default_cache_root",
     "embedded_backbone_path",
     "is_embedded_backbone",
+    "load_backbone_image_processor",
     "resolve_backbone_name",
     "timm_pretrained_cfg",
 ]

@@ -17,6 +17,7 @@ from hf_bigdrop.backbones import (  # noqa: E402
     default_cache_root,
     embedded_backbone_path,
     is_embedded_backbone,
+    load_backbone_image_processor,
     resolve_backbone_name,
 )
 
@@ -244,3 +245,18 @@ def test_resolve_backbone_name(tmp_path, monkeypatch):
         ValueError, match=r"Unknown embedded backbone 'embedded:nope'.*embedded:efficientnet-lite0"
     ):
         resolve_backbone_name("embedded:nope")
+
+
+def test_image_processor_of_a_pil_only_model_type_loads_without_a_backend_warning(backbone_dir, monkeypatch):
+    from transformers import ViTConfig, ViTImageProcessor
+    from transformers.models.auto import image_processing_auto
+
+    warnings = []
+    monkeypatch.setattr(image_processing_auto.logger, "warning_once", warnings.append)
+    processor = load_backbone_image_processor(backbone_dir)
+    assert type(processor).__name__ == "TimmWrapperImageProcessor" and not warnings
+    # A model type with a torchvision image processor keeps it.
+    folder = backbone_dir.parent / "vit"
+    ViTImageProcessor().save_pretrained(folder)
+    ViTConfig().save_pretrained(folder)
+    assert type(load_backbone_image_processor(folder)).__name__ == "ViTImageProcessor" and not warnings

@@ -109,7 +109,11 @@ BAD_FLAGS = [
         ["--lora_r", "4", "--freeze_batchnorm", "False"],
         r"BatchNorm statistics included.*--freeze_batchnorm True",
     ),
-    (["--learning_rat", "0.1"], r"not used by the HfArgumentParser: \['--learning_rat'\]"),
+    (["--learning_rat", "0.1"], r"unknown argument\(s\) --learning_rat \(did you mean --learning_rate\?\);"),
+    (
+        ["--learning_rat=0.1", "--no_such_flag", "1"],
+        r"--learning_rat \(did you mean --learning_rate\?\), --no_such_flag;",
+    ),
 ]
 
 
@@ -141,7 +145,11 @@ BAD_RECIPES = [
     ("recipe.yaml", "- dropout_rate: 0.5\n", r"must hold a mapping of argument names to values"),
     ("recipe.yaml", "dropout_rate: [0.5\n", r"recipe '.*recipe.yaml' is not valid YAML"),
     ("recipe.json", '{"dropout_rate": 0.5,}', r"recipe '.*recipe.json' is not valid JSON"),
-    ("recipe.yaml", "learning_rat: 0.1\n", r"unknown argument\(s\) \['learning_rat'\]"),
+    (
+        "recipe.yaml",
+        "learning_rat: 0.1\n",
+        r"unknown argument\(s\) learning_rat \(did you mean learning_rate\?\)",
+    ),
     ("recipe.yaml", "max_steps: 4.5\n", r"--max_steps.*invalid int value: '4.5' \(in recipe"),
     ("recipe.yaml", "dropout_rate: 1.5\n", r"dropout_rate.*\[0, 1\)"),
     ("recipe.yaml", "pooling: average\n", r"--pooling.*invalid choice: 'average'"),
@@ -265,6 +273,21 @@ def test_the_console_command_exits_0_after_a_command_that_returns_results(monkey
     with pytest.raises(SystemExit) as exit_:
         sys.exit(entry.load()())  # what the console script's wrapper does
     assert exit_.value.code is None
+
+
+@pytest.mark.parametrize(("log_level", "bars"), [("passive", False), ("info", True)])
+def test_weight_loading_and_writing_bars_only_when_asked_for(
+    backbone, tmp_path, monkeypatch, log_level, bars
+):
+    from transformers.utils import logging as transformers_logging
+
+    import hf_bigdrop.experiment.runner as runner_module
+
+    switched_off = []
+    monkeypatch.setattr(transformers_logging, "disable_progress_bar", lambda: switched_off.append(True))
+    monkeypatch.setattr(runner_module, "run_experiments", lambda arguments: [])
+    cli([*tiny_flags(backbone, tmp_path / "run"), "--log_level", log_level], command="run")
+    assert switched_off == ([] if bars else [True])
 
 
 def test_a_registered_dataset_in_a_folder_of_its_name_passes_the_checks(tmp_path, monkeypatch, no_work):

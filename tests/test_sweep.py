@@ -69,7 +69,7 @@ def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, bu
         ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0]}\n", "needs 'test_domains'"),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\ngrids: 1\n",
-            r"unknown key\(s\) \['grids'\]",
+            r"unknown key\(s\) grids \(did you mean grid\?\)",
         ),
         ("- config: c.yaml\n", "must hold a mapping"),
         ("config: [c.yaml\n", "is not valid YAML"),
@@ -132,7 +132,7 @@ def _sweep_file(tmp_path, grid: dict, recipe: dict | None = None, **extra) -> Sw
     [
         (
             {"test_domains": ["mnist"], "seed": [0], "learning_rat": [0.1]},
-            r"unknown argument\(s\) \['learning_rat'\]",
+            r"unknown argument\(s\) learning_rat \(did you mean learning_rate\?\)",
         ),
         ({"test_domains": ["mnist", "svhn"], "seed": [0]}, r"job .*svhn.*unknown domain 'svhn'.*mnist_m"),
         ({"test_domains": ["mnist"], "seed": [0], "dropout_rate": [0.9, 1.5]}, r"dropout_rate.*\[0, 1\)"),

@@ -14,6 +14,7 @@ valid choices. Anything that goes wrong later, while training, raises with its t
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -276,12 +277,28 @@ def _refuse_duplicate_json_keys(pairs: list[tuple[str, object]]) -> dict:
     return dict(pairs)
 
 
+def argument_names() -> set[str]:
+    """The names of every experiment argument (the fields of the four dataclasses; a flag is `--` and its name)."""
+    return {item.name for dataclass_type in _DATACLASSES for item in fields(dataclass_type)}
+
+
+def unknown_names(names, valid, prefix: str = "") -> str:
+    """Names that are not valid, each with its closest valid name where one is close: `--learning_rat (did you mean
+    --learning_rate?)`, joined by commas, for an error message."""
+    described = []
+    for name in names:
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
+        described.append(f"{prefix}{name}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
+    return ", ".join(described)
+
+
 def _recipe_flags(values: dict, parser: argparse.ArgumentParser) -> tuple[list[str], dict]:
     """Turns recipe values into command-line tokens (checked by argparse like any flag); `null`s become defaults."""
-    known = {f.name for dataclass_type in _DATACLASSES for f in fields(dataclass_type)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - argument_names())
     if unknown:
-        raise UsageError(f"unknown argument(s) {unknown}; `--help` lists the valid ones")
+        raise UsageError(
+            f"unknown argument(s) {unknown_names(unknown, argument_names())}; `--help` lists the valid ones"
+        )
     tokens, nulls = [], {}
     for key, value in values.items():
         if value is None or value == []:  # argparse cannot take an empty list: they become defaults
@@ -364,6 +381,13 @@ def parse_experiment_arguments(argv: list[str] | None = None) -> ExperimentArgum
         tokens, nulls = _recipe_flags(read_recipe(argv[0]), parser)
         parser.set_defaults(**nulls)
         argv = argv[1:]
+    _, extra = parser.parse_known_args(tokens + argv)
+    flags = [token.split("=")[0][2:] for token in extra if token.startswith("--")]
+    if flags:
+        raise UsageError(
+            f"unknown argument(s) {unknown_names(flags, argument_names(), prefix='--')}; `--help` lists the valid "
+            "ones"
+        )
     try:
         model, data, training, run, rest = parser.parse_args_into_dataclasses(
             args=tokens + argv, look_for_args_file=False

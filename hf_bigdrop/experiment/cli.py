@@ -32,9 +32,16 @@ __all__ = [
 ]
 
 
-def _logging(verbose: bool = True) -> None:
+def _logging(verbose: bool = True, file_bars: bool = False) -> None:
+    """The commands' logging: this package's INFO lines (WARNING on processes that do not log); transformers'
+    bars for loading and writing weights (one per model load and checkpoint) only when asked for (`file_bars`: the
+    run's `--log_level info` or `debug`)."""
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO, datefmt="%H:%M:%S")
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    if not file_bars:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def run_command(argv: list[str]) -> list[RunResults]:
@@ -45,7 +52,7 @@ def run_command(argv: list[str]) -> list[RunResults]:
     from .runner import run_experiments
 
     arguments = parse_experiment_arguments(argv)
-    _logging(arguments.training.should_log)
+    _logging(arguments.training.should_log, file_bars=arguments.training.log_level in ("debug", "info"))
     runs = run_experiments(arguments)
     if PartialState().is_main_process:  # every process ran the jobs; one prints them
         for results in runs:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from transformers import AutoImageProcessor
 
-from ..backbones import resolve_backbone_name
+from ..backbones import load_backbone_image_processor
 from ..checkpoints import safetensors_problem
 from ..metric_keys import domain_accuracies, metric_key, parse_eval_set_name
 from ..modelcard import write_model_card
@@ -50,7 +50,7 @@ class _Evaluator:
     def __init__(self, first: RunResults, output_dir: Path, batch_size: int):
         self.data = DataArguments(**first.arguments["data"])
         self.splits = load_splits(self.data, first.seed)
-        self.image_processor = AutoImageProcessor.from_pretrained(resolve_backbone_name(first.backbone))
+        self.image_processor = load_backbone_image_processor(first.backbone)
         self.args = BigDropTrainingArguments(
             output_dir=str(output_dir),
             per_device_eval_batch_size=batch_size,

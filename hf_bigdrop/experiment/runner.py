@@ -22,10 +22,10 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from transformers import AutoImageProcessor, TrainerCallback, ViTImageProcessor
+from transformers import TrainerCallback, ViTImageProcessor
 from transformers.trainer_utils import set_seed
 
-from ..backbones import resolve_backbone_name
+from ..backbones import load_backbone_image_processor
 from ..data import (
     DomainCollator,
     apply_transforms,
@@ -205,8 +205,7 @@ def _train_and_write(
         prepare_output_dir(training.output_dir, checkpoint)
     with training.main_process_first(desc="preparing data and backbone"):
         splits = load_splits(arguments.data, training.seed)
-        backbone_path = resolve_backbone_name(arguments.model.backbone)
-        image_processor = AutoImageProcessor.from_pretrained(backbone_path)
+        image_processor = load_backbone_image_processor(arguments.model.backbone)
     class_names = splits["train"].features["label"].names
     train_domains, test_domains = _domains_in(splits["train"]), _domains_in(splits["test"])
     logger.info("training domains %s, held out %s, %d classes", train_domains, test_domains, len(class_names))

@@ -33,21 +33,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from ..checkpoints import last_complete_checkpoint
 from ..results import RESULTS_FILE, RunResults
-from ..training_args import BigDropTrainingArguments
 from .arguments import (
-    DataArguments,
-    ModelArguments,
-    RunArguments,
     UsageError,
+    argument_names,
     parse_experiment_arguments,
     read_recipe,
+    unknown_names,
 )
 from .checks import check_experiment_arguments
 from .outputs import leaves_folder
@@ -99,7 +97,9 @@ class Sweep:
             raise UsageError(f"sweep file {str(path)!r} must hold a mapping ({', '.join(SWEEP_KEYS)})")
         unknown = sorted(set(values) - set(SWEEP_KEYS))
         if unknown:
-            raise UsageError(f"unknown key(s) {unknown} in {path}; valid: {', '.join(SWEEP_KEYS)}")
+            raise UsageError(
+                f"unknown key(s) {unknown_names(unknown, SWEEP_KEYS)} in {path}; valid: {', '.join(SWEEP_KEYS)}"
+            )
         for required in ("config", "output_dir", "grid"):
             if required not in values:
                 raise UsageError(f"{path} needs {required!r}")
@@ -172,14 +172,12 @@ class Sweep:
             `UsageError`: the first bad job, named by its folder.
         """
         read_recipe(self.config)  # a missing or invalid recipe is named once, not once per job
-        known = {
-            item.name
-            for group in (ModelArguments, DataArguments, BigDropTrainingArguments, RunArguments)
-            for item in fields(group)
-        }
+        known = argument_names()
         unknown = sorted((set(self.grid) | set(self.arguments) | set(self.method_keys)) - known)
         if unknown:
-            raise UsageError(f"unknown argument(s) {unknown} in the sweep's grid, arguments or method_keys")
+            raise UsageError(
+                f"unknown argument(s) {unknown_names(unknown, known)} in the sweep's grid, arguments or method_keys"
+            )
         jobs = self.jobs()
         for job in jobs:
             try:
