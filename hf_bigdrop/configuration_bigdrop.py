@@ -20,6 +20,8 @@ CLASSIFIER_INIT_CHOICES = ("zeros", "normal", "kaiming_uniform")
 # The keys of `BigDropConfig.preprocessing`: arguments of `transformers.ViTImageProcessor`.
 PREPROCESSING_KEYS = ("size", "image_mean", "image_std")
 IMAGE_PROCESSOR_FILE = "preprocessor_config.json"
+# Keys of the backbone's config that a BigDrop config does not save (`BigDropConfig.to_dict`).
+BACKBONE_KEYS_NOT_SAVED = ("_name_or_path", "id2label", "label2id", "label_names")
 
 
 class BigDropConfig(PretrainedConfig):
@@ -120,6 +122,18 @@ class BigDropConfig(PretrainedConfig):
                 "BigDropForImageClassification.from_backbone(...))."
             )
         return super().from_dict(config_dict, **kwargs)
+
+    def to_dict(self) -> dict:
+        """[`PretrainedConfig.to_dict`], without what describes the backbone's former use rather than its
+        architecture: its `_name_or_path` (a path on the machine that built the model, or a cache) and its own
+        classification labels (`id2label`/`label2id`, timm's `label_names`: 1,000 ImageNet names for a pretrained
+        backbone, 33 KB of `config.json`), which the BigDrop head replaces with `id2label`."""
+        output = super().to_dict()
+        backbone = output.get("backbone_config")
+        if isinstance(backbone, dict):
+            for key in BACKBONE_KEYS_NOT_SAVED:
+                backbone.pop(key, None)
+        return output
 
     def _validate_bigdrop_arguments(self) -> None:
         """Raises a `ValueError` naming the bad value and the valid choices."""

@@ -15,7 +15,7 @@ from PIL import Image
 from tiny_models import build_classifier, pixel_batch, save_classifier
 from transformers import AutoImageProcessor, pipeline
 
-from hf_bigdrop import BigDropForImageClassification
+from hf_bigdrop import BigDropForImageClassification, resolve_backbone_name
 
 IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
 HALF = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
@@ -95,6 +95,11 @@ def test_pipeline_works_after_a_plain_save_pretrained_for_every_backbone_kind(tm
             )  # clearly different scores, so the comparison below means something
         folder = tmp_path / f"saved-{kind}"
         model.save_pretrained(folder)
+        # No path of this machine and no label table of the backbone's former head in the folder.
+        backbone_config = json.loads((folder / "config.json").read_text())["backbone_config"]
+        assert not {"_name_or_path", "label_names", "id2label", "label2id"} & set(backbone_config), kind
+        if kind == "embedded":  # its name, not the cache folder it was built into
+            assert resolve_backbone_name(backbone) not in (folder / "config.json").read_text()
         # An image at the evaluation size: resizing is the identity and the expected pixels are exact.
         size = (preprocessing["size"]["height"], preprocessing["size"]["width"])
         image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
