@@ -129,6 +129,24 @@ def test_a_damaged_checkpoint_named_explicitly_is_refused_in_one_line(backbone, 
 
 
 @pytest.mark.slow
+def test_a_checkpoint_resumes_only_under_the_arguments_its_run_started_with(backbone, tmp_path, monkeypatch):
+    out = tmp_path / "b"
+    _killed_run(backbone, out, monkeypatch)
+    recorded = json.loads((out / "arguments.json").read_text())
+    assert recorded["training"]["learning_rate"] == 0.01 and recorded["data"]["test_domains"] == ["optdigits"]
+    resume = ("--resume_from_checkpoint", "True")
+    with pytest.raises(
+        UsageError,
+        match=r"cannot resume .*checkpoint-3: its run started with other arguments "
+        r"\(learning_rate 0.01 -> 0.02\); resume with the arguments it started with, or start over",
+    ):
+        run(tiny_flags(backbone, out, *TRAJECTORY, *resume, "--learning_rate", "0.02"))
+    # How the run goes (its workers, its logging) is not what it computes: it resumes.
+    [resumed] = run(tiny_flags(backbone, out, *TRAJECTORY, *resume, "--logging_steps", "7"))
+    assert resumed.arguments["training"]["learning_rate"] == 0.01
+
+
+@pytest.mark.slow
 def test_a_new_run_removes_the_finished_marker_first_and_wall_time_adds_up(backbone, tmp_path, monkeypatch):
     out = tmp_path / "b"
     out.mkdir()

@@ -265,7 +265,11 @@ def test_demo_config_parses():
     arguments = parse_experiment_arguments([str(REPO / "examples" / "configs" / "digits.yaml")])
     model_args, data_args, training_args = arguments.model, arguments.data, arguments.training
     assert model_args.backbone == "embedded:efficientnet-lite0"
-    assert arguments.run.overwrite_output_dir is True  # a runner argument, not a training argument
+    assert arguments.run.overwrite_output_dir is False  # no recipe overwrites a finished run
+    overwrite = parse_experiment_arguments(
+        [str(REPO / "examples/configs/digits.yaml"), "--overwrite_output_dir", "1"]
+    )
+    assert overwrite.run.overwrite_output_dir is True  # a runner argument, not a training argument
     assert (data_args.dataset, data_args.test_domains, data_args.image_size) == ("digits", ["mnist"], 64)
     assert training_args.per_domain_batch_size == 16 and training_args.classifier_lr_multiplier == 10
     assert training_args.channels_last and training_args.load_best_model_at_end

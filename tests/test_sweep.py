@@ -3,6 +3,7 @@ launching N jobs at once, selection per method across hyperparameters, and the t
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -414,3 +415,41 @@ def test_tiny_sweep_with_two_jobs_at_once_table_and_rerun(backbone, tmp_path, ca
     (killed / "results.json").unlink()
     [job] = [job for job in sweep.jobs() if job.output_dir == killed]
     assert job.argv()[-2:] == ["--resume_from_checkpoint", "True"]
+    # A job whose only checkpoints lack the averaging state its arguments need starts over (a resume would be
+    # refused at every rerun).
+    for checkpoint in killed.glob("checkpoint-*"):
+        (checkpoint / "weight_average.safetensors").unlink()
+    assert job.checkpoint() is None and job.argv()[-2:] == ["--overwrite_output_dir", "True"]
+
+    # A recipe changed since: the sweep refuses to touch the runs of the old one, naming what changed...
+    recipe["learning_rate"] = "0.02"
+    Path(sweep.config).write_text(yaml.safe_dump(recipe))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_code:
+        cli(["sweep", str(tmp_path / "sweep.yaml")])
+    assert exit_code.value.code == 2
+    error = capsys.readouterr().err
+    assert "and 3 more hold(s) a run of other arguments" in error and "learning_rate 0.01 -> '0.02'" in error
+    assert (tmp_path / "sweep" / "optdigits" / "dropout_rate=0.9" / "seed0" / "results.json").is_file()
+    # ... and with --rerun-changed runs every job afresh, never from a checkpoint of the old recipe.
+    cli(["sweep", str(tmp_path / "sweep.yaml"), "--rerun-changed", "--print-commands"])
+    commands = capsys.readouterr().out.strip().splitlines()
+    jobs = [line for line in commands if " run " in line]
+    assert len(jobs) == 4 and all(line.endswith("--overwrite_output_dir True") for line in jobs)
+
+
+def test_a_killed_job_of_other_arguments_starts_over(tmp_path):
+    sweep = _sweep_file(tmp_path, {"test_domains": ["a"], "dropout_rate": [0.9], "seed": [0]})
+    [job] = sweep.jobs()
+    job.output_dir.mkdir(parents=True)
+    (job.output_dir / "arguments.json").write_text(
+        json.dumps(
+            {
+                "model": {"dropout_rate": 0.5},
+                "data": {"dataset": "digits", "test_domains": ["a"]},
+                "training": {"seed": 0, "max_steps": 2},
+            }
+        )
+    )
+    assert job.changes() == ["dropout_rate 0.5 -> 0.9"] and not job.finished
+    assert job.checkpoint() is None and job.argv()[-2:] == ["--overwrite_output_dir", "True"]

@@ -222,8 +222,80 @@ class ExperimentArguments:
             "run": asdict(self.run),
         }
 
+    def flat_dict(self) -> dict:
+        """Every argument by its name (the groups of `as_dict` merged: no name is in two groups)."""
+        return {key: value for group in self.as_dict().values() for key, value in group.items()}
+
 
 _DATACLASSES = (ModelArguments, DataArguments, BigDropTrainingArguments, RunArguments)
+
+# Arguments that change how a run goes, not what it computes: a finished run stays finished, and a checkpoint resumes,
+# when only these differ (where it is written, logged or pushed, its DataLoader workers, whose batches are seeded, the
+# device and the evaluation batch size).
+OPERATIONAL_ARGUMENTS = frozenset(
+    {
+        "output_dir",
+        "overwrite_output_dir",
+        "resume_from_checkpoint",
+        "report_to",
+        "logging_steps",
+        "log_level",
+        "log_level_replica",
+        "disable_tqdm",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "dataloader_persistent_workers",
+        "dataloader_prefetch_factor",
+        "per_device_eval_batch_size",
+        "use_cpu",
+        "local_rank",
+        "save_total_limit",
+        "push_to_hub",
+        "hub_model_id",
+        "hub_token",
+        "hub_strategy",
+        "hub_private_repo",
+        "run_name",
+    }
+)
+
+
+def _same(recorded: object, wanted: object) -> bool:
+    """Whether a recorded argument (as JSON keeps it) and a wanted one (a value or a command-line string) agree."""
+    if isinstance(wanted, float) or isinstance(recorded, float):
+        try:
+            return math.isclose(float(recorded), float(wanted), rel_tol=1e-9, abs_tol=0.0)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(recorded, list) and not isinstance(wanted, list):
+        return [str(v) for v in recorded] == [str(wanted)]
+    if isinstance(recorded, list):
+        return [str(v) for v in recorded] == [str(v) for v in wanted]
+    return str(recorded) == str(wanted)
+
+
+def changed_arguments(recorded: dict, wanted: dict) -> list[str]:
+    """The arguments of `wanted` (all but `OPERATIONAL_ARGUMENTS`) that a run recorded with another value, or did
+    not record, each as `name recorded -> wanted`.
+
+    Args:
+        recorded (`dict`): a run's arguments by group, as `ExperimentArguments.as_dict` gives them (`results.json`'s
+            `arguments`, `arguments.json`).
+        wanted (`dict`): argument names and the values a run would have now (a recipe's and a sweep job's values,
+            or `ExperimentArguments.flat_dict`).
+    """
+    flat = {
+        key: value for group in recorded.values() if isinstance(group, dict) for key, value in group.items()
+    }
+    changes = []
+    for key, value in wanted.items():
+        if key in OPERATIONAL_ARGUMENTS:
+            continue
+        if key not in flat:
+            changes.append(f"{key} (not recorded) -> {value!r}")
+        elif not _same(flat[key], value):
+            changes.append(f"{key} {flat[key]!r} -> {value!r}")
+    return changes
 
 
 class _NoDuplicateKeysLoader(yaml.SafeLoader):

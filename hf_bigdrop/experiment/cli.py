@@ -89,6 +89,12 @@ def sweep_command(argv: list[str]) -> str:
     parser.add_argument(
         "--collect-only", action="store_true", help="only collect finished runs into the table"
     )
+    parser.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="run again the jobs whose folder holds a run of other arguments (a recipe or grid changed since), "
+        "replacing it; without it the sweep refuses to start",
+    )
     parser.add_argument("--selection", choices=list(SELECTIONS), default="training_domain_validation")
     parser.add_argument(
         "--error", choices=list(SPREADS), default="std", help="spread over seeds in the table"
@@ -109,6 +115,16 @@ def sweep_command(argv: list[str]) -> str:
     failed = []
     if not args.collect_only:
         jobs = sweep.check()
+        changed = [(job, changes) for job in jobs if (changes := job.changes())]
+        if changed and not args.rerun_changed:
+            job, changes = changed[0]
+            others = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            raise UsageError(
+                f"{job.output_dir}{others} hold(s) a run of other arguments than the sweep's now "
+                f"({'; '.join(changes[:4])}): the recipe, the sweep file or its grid changed since. Pass "
+                "--rerun-changed to run those jobs again (their runs are replaced), or give the sweep another "
+                "output_dir"
+            )
         tasks = job_tasks(jobs, accelerate=slurm)
         if args.print_commands:
             for task in tasks:

@@ -15,6 +15,7 @@ run, the merged model and its adapter in `adapter/`), its model card and, writte
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -23,11 +24,13 @@ from pathlib import Path
 
 from ..checkpoints import checkpoint_problem, last_complete_checkpoint
 from ..results import RESULTS_FILE, RunResults
-from .arguments import RunArguments, UsageError
+from .arguments import ExperimentArguments, RunArguments, UsageError, changed_arguments
 
 __all__ = [
     "ADAPTER_FOLDER",
+    "ARGUMENTS_FILE",
     "RESUME_LATEST",
+    "check_resumed_arguments",
     "checkpoint_to_resume",
     "earlier_run_files",
     "is_finished",
@@ -35,6 +38,7 @@ __all__ = [
     "output_dir_lock",
     "prepare_output_dir",
     "push_output_dir",
+    "recorded_arguments",
     "write_atomically",
 ]
 
@@ -44,9 +48,13 @@ logger = logging.getLogger(__name__)
 RESUME_LATEST = ("True", "true", "last")
 # Where a LoRA run keeps its adapter (and trained head) beside the merged model.
 ADAPTER_FOLDER = "adapter"
-# What a finished run writes besides its checkpoints (removed by --overwrite_output_dir).
+# The arguments a run started with (`ExperimentArguments.as_dict`), written when it starts afresh: a checkpoint of the
+# folder resumes only under the same arguments (`check_resumed_arguments`).
+ARGUMENTS_FILE = "arguments.json"
+# What a run writes besides its checkpoints (removed by --overwrite_output_dir).
 _OUTPUT_FILES = (
     ADAPTER_FOLDER,
+    ARGUMENTS_FILE,
     RESULTS_FILE,
     "README.md",
     "config.json",
@@ -117,11 +125,45 @@ def checkpoint_to_resume(
     return None
 
 
-def prepare_output_dir(output_dir: str | os.PathLike, checkpoint: str | None) -> None:
+def recorded_arguments(folder: str | os.PathLike) -> dict | None:
+    """The arguments the run in `folder` started with (its `arguments.json`), or `None` if it wrote none (an earlier
+    version recorded them only at the end, in `results.json`) or the file is damaged."""
+    try:
+        recorded = json.loads((Path(folder) / ARGUMENTS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def check_resumed_arguments(checkpoint: str | None, arguments: ExperimentArguments) -> None:
+    """Refuses to resume a checkpoint under arguments other than those its run started with (all but the
+    operational ones: `arguments.OPERATIONAL_ARGUMENTS`), which would mix two runs into one; nothing to check when
+    starting afresh or when the run recorded no arguments.
+
+    Raises:
+        `UsageError`: naming each changed argument, and the two ways on.
+    """
+    if checkpoint is None:
+        return
+    recorded = recorded_arguments(Path(checkpoint).parent)
+    if recorded is None:
+        return
+    changes = changed_arguments(recorded, arguments.flat_dict())
+    if changes:
+        raise UsageError(
+            f"cannot resume {checkpoint}: its run started with other arguments ({'; '.join(changes)}); resume with "
+            "the arguments it started with, or start over with --overwrite_output_dir"
+        )
+
+
+def prepare_output_dir(
+    output_dir: str | os.PathLike, checkpoint: str | None, arguments: ExperimentArguments | None = None
+) -> None:
     """Makes `output_dir` ready for a run that resumes from `checkpoint` (or starts afresh if `None`).
 
     The finished marker goes first, always: until the run ends, the folder does not look finished. Starting afresh
-    also removes an earlier run's checkpoints and outputs (the caller has checked that it may).
+    also removes an earlier run's checkpoints and outputs (the caller has checked that it may), then records
+    `arguments` (`arguments.json`).
     """
     folder = Path(output_dir)
     (folder / RESULTS_FILE).unlink(missing_ok=True)
@@ -129,6 +171,9 @@ def prepare_output_dir(output_dir: str | os.PathLike, checkpoint: str | None) ->
         for path in earlier_run_files(folder):
             logger.info("Removing %s of an earlier run (--overwrite_output_dir).", path)
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if arguments is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ARGUMENTS_FILE).write_text(json.dumps(arguments.as_dict(), indent=2) + "\n")
 
 
 def write_atomically(results: RunResults, folder: str | os.PathLike) -> Path:

@@ -49,6 +49,7 @@ from .checks import check_experiment_arguments
 from .outputs import (
     ADAPTER_FOLDER,
     RESUME_LATEST,
+    check_resumed_arguments,
     checkpoint_to_resume,
     is_finished,
     leaves_folder,
@@ -202,7 +203,7 @@ def _train_and_write(
     training = arguments.training
     set_seed(training.seed)
     if training.should_save:
-        prepare_output_dir(training.output_dir, checkpoint)
+        prepare_output_dir(training.output_dir, checkpoint, arguments)
     with training.main_process_first(desc="preparing data and backbone"):
         splits = load_splits(arguments.data, training.seed)
         image_processor = load_backbone_image_processor(arguments.model.backbone)
@@ -309,6 +310,7 @@ def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
         checkpoint = checkpoint_to_resume(
             training.output_dir, training.resume_from_checkpoint, arguments.run, required_files=required
         )
+        check_resumed_arguments(checkpoint, arguments)
         return [run_experiment(arguments, checkpoint=checkpoint)]
 
     resuming = training.resume_from_checkpoint in RESUME_LATEST
@@ -331,6 +333,7 @@ def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
             required_files=required,
             missing_ok=resuming,
         )
+        check_resumed_arguments(checkpoint, job)
         jobs.append((job, checkpoint, False))
     runs = []
     for job, checkpoint, finished in jobs:

@@ -25,9 +25,9 @@ job's own values; a killed job resumes from its newest complete checkpoint; any 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
-import math
 import os
 import subprocess
 import sys
@@ -40,15 +40,17 @@ import yaml
 
 from ..checkpoints import last_complete_checkpoint
 from ..results import RESULTS_FILE, RunResults
+from ..training import checkpoint_files
 from .arguments import (
     UsageError,
     argument_names,
+    changed_arguments,
     parse_experiment_arguments,
     read_recipe,
     unknown_names,
 )
 from .checks import check_experiment_arguments
-from .outputs import leaves_folder
+from .outputs import leaves_folder, recorded_arguments
 
 __all__ = ["LAUNCHERS", "Job", "Sweep", "launch", "launch_local", "launch_slurm"]
 
@@ -192,25 +194,6 @@ def setting_name(setting: dict) -> str:
     return ",".join(f"{key}={value}" for key, value in setting.items()) or "default"
 
 
-# Arguments that change how a run goes, not what it computes: a finished run stays finished when only these differ.
-OPERATIONAL_ARGUMENTS = frozenset(
-    {
-        "output_dir",
-        "overwrite_output_dir",
-        "resume_from_checkpoint",
-        "report_to",
-        "logging_steps",
-        "disable_tqdm",
-        "dataloader_num_workers",
-        "save_total_limit",
-        "push_to_hub",
-        "hub_model_id",
-        "hub_token",
-        "hub_strategy",
-    }
-)
-
-
 def _normalised(value: object) -> str:
     """A grid value as the run will read it: numbers (and strings that are numbers) by value, the rest as JSON."""
     if isinstance(value, bool):
@@ -219,19 +202,6 @@ def _normalised(value: object) -> str:
         return repr(float(value))
     except (TypeError, ValueError):
         return json.dumps(value)
-
-
-def _same(recorded: object, wanted: object) -> bool:
-    if isinstance(wanted, float) or isinstance(recorded, float):
-        try:
-            return math.isclose(float(recorded), float(wanted), rel_tol=1e-9, abs_tol=0.0)
-        except (TypeError, ValueError):
-            return False
-    if isinstance(recorded, list) and not isinstance(wanted, list):
-        return [str(v) for v in recorded] == [str(wanted)]
-    if isinstance(recorded, list):
-        return [str(v) for v in recorded] == [str(v) for v in wanted]
-    return str(recorded) == str(wanted)
 
 
 @dataclass
@@ -248,39 +218,52 @@ class Job:
         """Every argument the job sets on top of the recipe."""
         return {**self.sweep.arguments, **self.setting, "test_domains": self.test_domain, "seed": self.seed}
 
+    def _recorded(self) -> tuple[RunResults | None, dict | None]:
+        """The finished run in the job's folder (if its `results.json` reads), and the arguments the run there
+        recorded: at its end (`results.json`) or, for a run killed on its way, when it started (`arguments.json`)."""
+        results = None
+        if (self.output_dir / RESULTS_FILE).is_file():
+            with contextlib.suppress(ValueError):  # a damaged results.json: the job runs again
+                results = RunResults.load(self.output_dir)
+        return results, results.arguments if results is not None else recorded_arguments(self.output_dir)
+
+    def changes(self) -> list[str]:
+        """How the run in the job's folder (finished or killed) differs from what the job would run now: its grid
+        values, the sweep's arguments and the recipe's content (all but `OPERATIONAL_ARGUMENTS`), each as
+        `name recorded -> wanted`; empty when they agree, or when the folder holds no run that recorded them."""
+        _, recorded = self._recorded()
+        if recorded is None:
+            return []
+        return changed_arguments(recorded, {**read_recipe(self.sweep.config), **self.values()})
+
     def results(self) -> RunResults | None:
-        """The job's results if it finished with the values it would run with now (its grid values, the sweep's
-        arguments and the recipe's content, all but `OPERATIONAL_ARGUMENTS`); `None` if it has not finished, or if
-        the folder holds results of other values (another setting, or a recipe changed since), which the job then
-        overwrites."""
-        if not (self.output_dir / RESULTS_FILE).is_file():
-            return None
-        try:
-            results = RunResults.load(self.output_dir)
-        except ValueError:
-            return None  # a damaged results.json: the job runs again
-        recorded = {
-            k: v for group in results.arguments.values() if isinstance(group, dict) for k, v in group.items()
-        }
-        wanted = {**read_recipe(self.sweep.config), **self.values()}
-        if all(
-            key in recorded and _same(recorded[key], value)
-            for key, value in wanted.items()
-            if key not in OPERATIONAL_ARGUMENTS
+        """The job's results if it finished with the values it would run with now; `None` if it has not finished,
+        or if the folder holds results of other values (another setting, or a recipe changed since: `changes`)."""
+        results, recorded = self._recorded()
+        if results is None or changed_arguments(
+            recorded, {**read_recipe(self.sweep.config), **self.values()}
         ):
-            return results
-        return None
+            return None
+        return results
 
     @property
     def finished(self) -> bool:
         return self.results() is not None
+
+    def checkpoint(self) -> str | None:
+        """The checkpoint the job resumes from: the newest complete one, holding the averaging state its arguments
+        need, of a run with the job's values (`None` if there is none: the job starts over)."""
+        if self.changes():
+            return None
+        training = parse_experiment_arguments(self.argv(resume=False)).training
+        return last_complete_checkpoint(self.output_dir, checkpoint_files(training))
 
     def argv(self, resume: bool | None = None) -> list[str]:
         """The experiment's command line: the recipe, the job's values, its folder, and how to treat the folder.
 
         Args:
             resume (`bool | None`, *optional*): resume from the newest complete checkpoint; default: when there is
-                one. Otherwise the job starts over (`--overwrite_output_dir`).
+                one the job can resume (`checkpoint`). Otherwise the job starts over (`--overwrite_output_dir`).
         """
         flags = [str(self.sweep.config)]
         for key, value in self.values().items():
@@ -288,7 +271,7 @@ class Job:
             flags += [f"--{key}", *(json.dumps(v) if isinstance(v, dict) else str(v) for v in items)]
         flags += ["--output_dir", str(self.output_dir)]
         if resume is None:
-            resume = last_complete_checkpoint(self.output_dir) is not None
+            resume = self.checkpoint() is not None
         flags += ["--resume_from_checkpoint", "True"] if resume else ["--overwrite_output_dir", "True"]
         return flags
 
