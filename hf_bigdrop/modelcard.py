@@ -16,7 +16,7 @@ from .backbones import is_embedded_backbone
 from .data.registry import get_dataset_info
 from .hub import backbone_hub_id, is_hub_id
 from .results import RunResults, domain_table, run_title
-from .selection import LAST_STEP, ORACLE, TRAINING_DOMAIN_VALIDATION
+from .selection import SELECTION_RULES
 from .tables import markdown_table, method_title, percent
 
 PAPER_URL = "https://arxiv.org/abs/2403.00946"
@@ -236,7 +236,8 @@ def _held_out_sentence(results: RunResults) -> str:
     domains = ", ".join(results.test_domains)
     plural = len(results.test_domains) > 1
     subject = f"The domain{'s' if plural else ''} {domains}"
-    if results.selection == ORACLE:
+    rule = SELECTION_RULES.get(results.selection)
+    if rule is not None and rule.reads_held_out_domains:
         return (
             f"{subject} never took part in training, but a validation part of "
             f"{'them' if plural else 'it'} selected the checkpoint (oracle selection): the accuracy below is an "
@@ -248,15 +249,9 @@ def _held_out_sentence(results: RunResults) -> str:
     )
 
 
-_SELECTION_SENTENCES = {
-    TRAINING_DOMAIN_VALIDATION: "the checkpoint with the best mean training-domain validation accuracy is selected.",
-    ORACLE: "the checkpoint is selected on a validation part of the held-out domains (oracle selection).",
-    LAST_STEP: "the model of the last step is kept (no checkpoint selection).",
-}
-
-
 def _selection_sentence(results: RunResults) -> str:
-    return _SELECTION_SENTENCES.get(results.selection, f"the model is selected by `{results.selection}`.")
+    rule = SELECTION_RULES.get(results.selection)
+    return rule.card_sentence if rule is not None else f"the model is selected by `{results.selection}`."
 
 
 def _members_sentence(results: RunResults) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .hub import backbone_license
 from .metrics import mean_domain_accuracy
-from .selection import TRAJECTORY_METHODS, Selection
+from .selection import TRAINING_DOMAIN_VALIDATION, TRAJECTORY_METHODS, Selection
 from .tables import markdown_table, method_order, method_title, percent
 
 RESULTS_FILE = "results.json"
@@ -66,6 +66,17 @@ class MethodResults:
         """The mean known-instance diagnostic over held-out domains, or `None` when the run did not measure it."""
         return mean_domain_accuracy(self.known_accuracy.values()) if self.known_accuracy else None
 
+    @property
+    def accuracy_by_group(self) -> dict[str, dict[str, float]]:
+        """Group -> domain -> accuracy, as `Selection.accuracy` holds it (what a selection rule scores)."""
+        return {
+            "val": self.validation_accuracy,
+            "test": self.test_accuracy,
+            "oracle": self.oracle_accuracy,
+            "fit": self.fit_accuracy,
+            "known": self.known_accuracy,
+        }
+
     @classmethod
     def from_selection(cls, selection: Selection) -> MethodResults:
         """The record of a `hf_bigdrop.selection.Selection`."""
@@ -97,7 +108,7 @@ class RunResults:
         dropout_rate (`float`): the dropout rate on the penultimate features.
         methods (`dict[str, MethodResults]`): method name (one of `METHODS`) -> its selected model's accuracy.
         primary_method (`str`): the method whose model the output_dir holds (default: `live`).
-        selection (`str`): the selection strategy (`hf_bigdrop.selection.SELECTION_STRATEGIES`).
+        selection (`str`): the selection strategy (a name of `hf_bigdrop.selection.SELECTION_RULES`).
         freeze_batchnorm (`bool`): whether BatchNorm statistics stayed as pretrained.
         optimizer (`str`): the optimizer (`TrainingArguments.optim`).
         learning_rate (`float | None`): the base learning rate.
@@ -120,7 +131,7 @@ class RunResults:
     dropout_rate: float
     methods: dict[str, MethodResults]
     primary_method: str = ""
-    selection: str = "training_domain_validation"
+    selection: str = TRAINING_DOMAIN_VALIDATION
     freeze_batchnorm: bool = True
     optimizer: str = ""
     learning_rate: float | None = None

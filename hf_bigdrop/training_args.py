@@ -5,13 +5,14 @@ Every field is a command-line flag under `HfArgumentParser`; `BigDropTrainer` (`
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
 
 from .metric_keys import metric_key, parse_metric_key
-from .selection import LAST_STEP, ORACLE, SELECTION_STRATEGIES, TRAINING_DOMAIN_VALIDATION, check_strategy
+from .selection import LAST_STEP, ORACLE, SELECTION_RULES, TRAINING_DOMAIN_VALIDATION, selection_rule
 
 
 @dataclass
@@ -19,7 +20,7 @@ class BigDropTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the paper's protocol. Every field is a command-line flag under `HfArgumentParser`.
 
     By default checkpoints are selected by the training domains' validation accuracy (`eval_val_accuracy`, the mean
-    over training domains); held-out domains never drive selection unless `oracle_selection=True`.
+    over training domains); held-out domains never drive selection unless `selection_strategy="oracle"`.
     `selection_strategy` (see `hf_bigdrop.selection`) is applied alike to the live model, the trajectory weight
     average and the trajectory ensemble; with `load_best_model_at_end` the live model's selected checkpoint is the
     one the Trainer loads.
@@ -72,18 +73,14 @@ class BigDropTrainingArguments(TrainingArguments):
     )
     oracle_selection: bool = field(
         default=False,
-        metadata={
-            "help": "Select checkpoints on the held-out domains' validation split (DomainBed's oracle)."
-        },
+        metadata={"help": "Deprecated: use --selection_strategy oracle (the same rule, one setting)."},
     )
-
     selection_strategy: str | None = field(
         default=None,
         metadata={
-            "help": "Which evaluation step each method reports: training_domain_validation | oracle | last_step. "
-            "Unset: oracle with oracle_selection, training_domain_validation with load_best_model_at_end, "
-            "else last_step.",
-            "choices": list(SELECTION_STRATEGIES),
+            "help": "Which evaluation step each method reports (hf_bigdrop.selection): training_domain_validation "
+            "| oracle | last_step. Unset: training_domain_validation with load_best_model_at_end, else last_step.",
+            "choices": list(SELECTION_RULES),
         },
     )
     weight_averaging_start_step: int | None = field(
@@ -135,28 +132,31 @@ class BigDropTrainingArguments(TrainingArguments):
             # transformers refuses bf16 without a GPU unless use_cpu is set; with no accelerator the run is on the CPU
             # anyway, where bf16 autocast works (about twice the fp32 speed on CPUs with AVX512-BF16 or AMX).
             self.use_cpu = True
-        if self.selection_strategy is None:
-            if self.oracle_selection:
-                self.selection_strategy = ORACLE
-            else:
-                self.selection_strategy = (
-                    TRAINING_DOMAIN_VALIDATION if self.load_best_model_at_end else LAST_STEP
+        if self.oracle_selection:
+            warnings.warn(
+                "oracle_selection is deprecated: use selection_strategy='oracle'", FutureWarning, stacklevel=2
+            )
+            if self.selection_strategy not in (None, ORACLE):
+                raise ValueError(
+                    f"oracle_selection=True and selection_strategy={self.selection_strategy!r} contradict each "
+                    "other: give selection_strategy alone."
                 )
-        check_strategy(self.selection_strategy)
-        if self.selection_strategy == ORACLE:
-            self.oracle_selection = True
-        if self.load_best_model_at_end and self.selection_strategy == LAST_STEP:
+            self.selection_strategy = ORACLE  # nothing reads oracle_selection after this: one setting
+        if self.selection_strategy is None:
+            self.selection_strategy = TRAINING_DOMAIN_VALIDATION if self.load_best_model_at_end else LAST_STEP
+        rule = selection_rule(self.selection_strategy)
+        if self.load_best_model_at_end and not rule.selects_checkpoint:
             raise ValueError(
                 "selection_strategy='last_step' keeps the last model: unset load_best_model_at_end, or select "
                 "with 'training_domain_validation'."
             )
-        if not self.load_best_model_at_end and self.selection_strategy != LAST_STEP:
+        if not self.load_best_model_at_end and rule.selects_checkpoint:
             raise ValueError(
                 f"selection_strategy={self.selection_strategy!r} selects a checkpoint: set load_best_model_at_end "
                 "(with matching eval and save steps) so that the saved model is the selected one, or use 'last_step'."
             )
         if self.metric_for_best_model is None and self.load_best_model_at_end:
-            self.metric_for_best_model = metric_key(SELECTION_STRATEGIES[self.selection_strategy], prefix="")
+            self.metric_for_best_model = metric_key(rule.group, prefix="")
             self.greater_is_better = True
         if (
             self.ddp_find_unused_parameters is None
@@ -210,13 +210,13 @@ class BigDropTrainingArguments(TrainingArguments):
         if metric.group in ("test", "known"):
             raise ValueError(
                 f"metric_for_best_model={name!r} selects on the held-out domains' accuracy. Select on "
-                "'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with oracle_selection=True (a "
-                "validation part of the held-out domains, DomainBed's oracle)."
+                "'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with "
+                "selection_strategy='oracle' (a validation part of the held-out domains, DomainBed's oracle)."
             )
-        if metric.group == "oracle" and not self.oracle_selection:
+        if metric.group == "oracle" and not selection_rule(self.selection_strategy).reads_held_out_domains:
             raise ValueError(
                 f"metric_for_best_model={name!r} reads held-out domains; that is oracle selection. Set "
-                "oracle_selection=True to do it on purpose, or select on 'val_accuracy'."
+                "selection_strategy='oracle' to do it on purpose, or select on 'val_accuracy'."
             )
 
 

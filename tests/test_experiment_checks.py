@@ -83,8 +83,8 @@ BAD_FLAGS = [
     (["--fp16_full_eval", "True"], r"--fp16_full_eval needs a CUDA GPU"),
     (["--fp16", "True", "--bf16", "True"], r"fp16 and bf16 are both set: choose one"),
     (
-        ["--oracle_selection", "True"],
-        r"--oracle_selection selects on a validation part.*--test_holdout_fraction",
+        ["--selection_strategy", "oracle"],
+        r"--selection_strategy oracle selects on a validation part.*--test_holdout_fraction",
     ),
     (["--selection_strategy", "best"], r"--selection_strategy.*invalid choice: 'best'.*'last_step'"),
     (["--lr_gamma", "2"], r"lr_gamma must be in \(0, 1\], got 2"),

@@ -289,7 +289,7 @@ def test_benchmark_recipes_parse(recipe, dataset, held_out):
 
 def test_oracle_selection_needs_a_held_out_validation_split(backbone, tmp_path):
     with pytest.raises(UsageError, match="--test_holdout_fraction"):
-        run(tiny_flags(backbone, tmp_path / "run", "--oracle_selection", "True"))
+        run(tiny_flags(backbone, tmp_path / "run", "--selection_strategy", "oracle"))
 
 
 def test_an_embedded_benchmark_is_built_at_the_training_size(tmp_path, monkeypatch):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from helpers import make_args
 
 from hf_bigdrop.metric_keys import accuracies_by_step
-from hf_bigdrop.selection import select, select_all
+from hf_bigdrop.selection import SELECTION_RULES, across_runs, select, select_all, selection_rule
 
 # Three evaluations, logged the way BigDropTrainer logs them: one entry per set, then the group means.
 HISTORY = [
@@ -70,7 +72,7 @@ def test_training_arguments_derive_and_check_the_strategy(tmp_path):
         "val_accuracy",
     )
     oracle = make_args(tmp_path, **steps, load_best_model_at_end=True, selection_strategy="oracle")
-    assert oracle.oracle_selection and oracle.metric_for_best_model == "oracle_accuracy"
+    assert oracle.metric_for_best_model == "oracle_accuracy"
     with pytest.raises(ValueError, match="selects a checkpoint: set load_best_model_at_end"):
         make_args(tmp_path, selection_strategy="training_domain_validation")
     with pytest.raises(ValueError, match="keeps the last model"):
@@ -79,3 +81,23 @@ def test_training_arguments_derive_and_check_the_strategy(tmp_path):
         ValueError, match="weight average and the ensemble are selected from the evaluation log"
     ):
         make_args(tmp_path, **steps, load_best_model_at_end=True, metric_for_best_model="wa_val_accuracy")
+
+
+def test_one_rule_scores_runs_across_hyperparameters():
+    """The rule that picks a run's steps also picks a sweep's setting: by the same group, never the test."""
+    validation = SELECTION_RULES["training_domain_validation"]
+    accuracy = {"val": {"a": 0.5, "b": 0.7}, "test": {"c": 0.9}, "oracle": {"c": 0.2}}
+    assert validation.score(accuracy) == pytest.approx(0.6)
+    assert SELECTION_RULES["oracle"].score(accuracy) == pytest.approx(0.2)
+    assert validation.score({"val": {"a": float("nan")}}) == -math.inf  # never chosen
+    with pytest.raises(
+        ValueError, match="oracle selection reads the 'oracle' accuracy.*test_holdout_fraction"
+    ):
+        SELECTION_RULES["oracle"].score({"val": {"a": 0.5}})
+    with pytest.raises(ValueError, match="chooses no setting among runs; choose one of"):
+        SELECTION_RULES["last_step"].score(accuracy)
+    assert across_runs() == ["training_domain_validation", "oracle"]
+    with pytest.raises(
+        ValueError, match=r"unknown selection strategy 'best'; choose one of \['training_domain"
+    ):
+        selection_rule("best")

@@ -249,7 +249,11 @@ def test_selection_per_method_across_hyperparameters(tmp_path):
         ],
     }
     # Oracle selection reads a validation part of the held-out domain, which these runs did not measure.
-    with pytest.raises(ValueError, match="did not measure: run the sweep with test_holdout_fraction"):
+    with pytest.raises(
+        ValueError,
+        match=r"seed0: oracle selection reads the 'oracle' accuracy, which this run did not measure \(oracle selection "
+        r"needs test_holdout_fraction",
+    ):
         collect(sweep, "oracle")
 
 

@@ -104,17 +104,23 @@ def test_evaluation_batches_default_to_64_and_stay_overridable(tmp_path):
 def test_selection_reads_training_domains_unless_oracle(tmp_path):
     common = dict(eval_strategy="steps", save_strategy="steps", load_best_model_at_end=True)
     assert make_args(tmp_path, **common).metric_for_best_model == "val_accuracy"
-    assert make_args(tmp_path, **common, oracle_selection=True).metric_for_best_model == "oracle_accuracy"
-    with pytest.raises(ValueError, match="reads held-out domains.*oracle_selection=True"):
+    oracle = dict(common, selection_strategy="oracle")
+    assert make_args(tmp_path, **oracle).metric_for_best_model == "oracle_accuracy"
+    with pytest.raises(ValueError, match="reads held-out domains.*selection_strategy='oracle'"):
         make_args(tmp_path, **common, metric_for_best_model="oracle_accuracy")
     with pytest.raises(ValueError, match="selects on the held-out domains' accuracy"):
         make_args(tmp_path, **common, metric_for_best_model="eval_test_photo_accuracy")
     with pytest.raises(ValueError, match="selects on the held-out domains' accuracy"):
-        make_args(tmp_path, **common, metric_for_best_model="test_accuracy", oracle_selection=True)
+        make_args(tmp_path, **oracle, metric_for_best_model="test_accuracy")
     with pytest.raises(ValueError, match="selects on the held-out domains' accuracy"):
         make_args(tmp_path, **common, metric_for_best_model="known_accuracy")
     assert make_args(tmp_path, **common, metric_for_best_model="fit_accuracy")
-    assert make_args(tmp_path, **common, metric_for_best_model="oracle_accuracy", oracle_selection=True)
+    assert make_args(tmp_path, **oracle, metric_for_best_model="oracle_accuracy")
+    # The deprecated flag still means the oracle, with a warning; contradicting the strategy is an error.
+    with pytest.warns(FutureWarning, match="use selection_strategy='oracle'"):
+        assert make_args(tmp_path, **common, oracle_selection=True).selection_strategy == "oracle"
+    with pytest.raises(ValueError, match="contradict each other"), pytest.warns(FutureWarning):
+        make_args(tmp_path, **common, oracle_selection=True, selection_strategy="training_domain_validation")
 
 
 def test_domain_balanced_batches_through_the_trainer(tmp_path):

@@ -14,6 +14,7 @@ from ..data.registry import describe_domains
 from ..data.resolving import registered_dataset
 from ..hub import is_hub_id
 from ..lora import LORA_EXTRA_HINT
+from ..selection import selection_rule
 from .arguments import ExperimentArguments, UsageError
 from .outputs import RESUME_LATEST
 
@@ -145,16 +146,16 @@ def _check_training(arguments: ExperimentArguments) -> None:
         )
     if args.weight_decay < 0:
         raise UsageError(f"--weight_decay must be >= 0, got {args.weight_decay}")
-    selects = args.selection_strategy != "last_step"
-    if selects and data.holdout_fraction == 0:
+    rule = selection_rule(args.selection_strategy)
+    if rule.selects_checkpoint and data.holdout_fraction == 0:
         raise UsageError(
             f"--holdout_fraction 0 leaves no validation split for selection_strategy={args.selection_strategy!r}: "
             "use e.g. 0.2, or --selection_strategy last_step without --load_best_model_at_end"
         )
-    if args.oracle_selection and data.test_holdout_fraction is None:
+    if rule.reads_held_out_domains and data.test_holdout_fraction is None:
         raise UsageError(
-            "--oracle_selection selects on a validation part of the held-out domains: set --test_holdout_fraction "
-            "(DomainBed uses 0.2)"
+            f"--selection_strategy {args.selection_strategy} selects on a validation part of the held-out domains: "
+            "set --test_holdout_fraction (DomainBed uses 0.2)"
         )
     late = [
         f"--{name} {getattr(args, name)}"

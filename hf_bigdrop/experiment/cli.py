@@ -66,8 +66,8 @@ def run_command(argv: list[str]) -> list[RunResults]:
 
 def sweep_command(argv: list[str]) -> str:
     """`sweep`: checks every job, runs the unfinished ones (and the combinations), then writes the table."""
+    from ..selection import TRAINING_DOMAIN_VALIDATION, across_runs
     from .collect import (
-        SELECTIONS,
         SPREADS,
         collect,
         combination_plan,
@@ -95,7 +95,12 @@ def sweep_command(argv: list[str]) -> str:
         help="run again the jobs whose folder holds a run of other arguments (a recipe or grid changed since), "
         "replacing it; without it the sweep refuses to start",
     )
-    parser.add_argument("--selection", choices=list(SELECTIONS), default="training_domain_validation")
+    parser.add_argument(
+        "--selection",
+        choices=across_runs(),
+        default=TRAINING_DOMAIN_VALIDATION,
+        help="the rule that chooses each method's setting among the runs (hf_bigdrop.selection)",
+    )
     parser.add_argument(
         "--error", choices=list(SPREADS), default="std", help="spread over seeds in the table"
     )

@@ -25,12 +25,12 @@ import numpy as np
 from ..metric_keys import accuracies_by_step
 from ..metrics import mean_domain_accuracy
 from ..results import RESULTS_FILE, MethodResults, RunResults
+from ..selection import TRAINING_DOMAIN_VALIDATION, across_runs, selection_rule
 from ..tables import markdown_table, mean_spread_cell, method_order, method_title
 from .paired import PairedDifference, paired_difference
 from .sweep import Job, Sweep, setting_name
 
 __all__ = [
-    "SELECTIONS",
     "Cell",
     "Combination",
     "Selected",
@@ -45,12 +45,6 @@ __all__ = [
     "write_sweep_report",
 ]
 
-# How a setting is chosen among the hyperparameters: the mean accuracy it maximises.
-SELECTIONS = {
-    "training_domain_validation": "mean training-domain validation accuracy",
-    "oracle": "mean accuracy on a validation part of the held-out domains (DomainBed's test-domain oracle, "
-    "optimistic by construction; never the reported test part)",
-}
 SPREADS = {"std": "sample std (ddof 1)", "sem": "standard error (DomainBed: std with ddof 0 / sqrt(n))"}
 
 
@@ -84,19 +78,23 @@ def _method_setting(job: Job) -> tuple:
 
 
 def select_per_method(
-    finished: Sequence[tuple[Job, RunResults]], selection: str = "training_domain_validation"
+    finished: Sequence[tuple[Job, RunResults]], selection: str = TRAINING_DOMAIN_VALIDATION
 ) -> list[Selected]:
     """For each method, held-out domain and seed, the finished run with the best score among its settings.
 
     Args:
         finished (`Sequence[tuple[Job, RunResults]]`): the sweep's finished jobs with their results, in grid order.
-        selection (`str`, *optional*): a key of `SELECTIONS`.
+        selection (`str`, *optional*): the rule (`hf_bigdrop.selection.SELECTION_RULES`) that scores each
+            candidate run, as it selected its steps: one that chooses among runs (`across_runs()`).
 
     Returns:
         `list[Selected]`: one per (method setting, method, held-out domain, seed) with at least one finished run.
     """
-    if selection not in SELECTIONS:
-        raise ValueError(f"unknown selection {selection!r}; choose one of {list(SELECTIONS)}")
+    rule = selection_rule(selection)
+    if not rule.selects_checkpoint:
+        raise ValueError(
+            f"selection {selection!r} chooses no setting among runs; choose one of {across_runs()}"
+        )
     groups: dict[tuple, list[tuple[Job, MethodResults]]] = {}
     for job, results in finished:
         for method, record in results.methods.items():
@@ -106,17 +104,11 @@ def select_per_method(
     for (method_setting, method, domain, seed), candidates in groups.items():
 
         def score(candidate: tuple[Job, MethodResults]) -> float:
-            record = candidate[1]
-            if selection == "oracle":
-                if not record.oracle_accuracy:
-                    raise ValueError(
-                        f"oracle selection reads the held-out domains' validation part, which {candidate[0].output_dir} "
-                        "did not measure: run the sweep with test_holdout_fraction (e.g. 0.2)"
-                    )
-                value = mean_domain_accuracy(record.oracle_accuracy.values())
-            else:
-                value = record.mean_validation_accuracy
-            return -math.inf if math.isnan(value) else value
+            job, record = candidate
+            try:
+                return rule.score(record.accuracy_by_group)
+            except ValueError as error:
+                raise ValueError(f"{job.output_dir}: {error}") from None
 
         job, record = max(
             candidates, key=score
@@ -291,10 +283,11 @@ class SweepResults:
 
     def report(self, spread: str = "std") -> str:
         """The tables with what they show, as Markdown."""
-        criterion = SELECTIONS[self.selection]
+        rule = selection_rule(self.selection)
+        criterion = rule.criterion
         oracle = (
             " **Oracle selection: the held-out domain chose the setting.**"
-            if self.selection == "oracle"
+            if rule.reads_held_out_domains
             else ""
         )
         hyper = self.sweep.hyperparameters
@@ -334,7 +327,7 @@ class SweepResults:
                     writer.writerow([row.title, domain, f"{cell.mean:.6f}", f"{cell.spread:.6f}", cell.n])
 
 
-def collect(sweep: Sweep, selection: str = "training_domain_validation") -> SweepResults:
+def collect(sweep: Sweep, selection: str = TRAINING_DOMAIN_VALIDATION) -> SweepResults:
     """Reads every finished run of the sweep (and the combinations of its selected runs) into rows."""
     jobs = sweep.jobs()
     finished = [(job, results) for job in jobs if (results := job.results()) is not None]
@@ -350,7 +343,7 @@ def collect(sweep: Sweep, selection: str = "training_domain_validation") -> Swee
             row.test.setdefault(domain, {})[choice.seed] = accuracy
         row.validation.setdefault(choice.domain, {})[choice.seed] = choice.record.mean_validation_accuracy
     combinations = 0.0
-    if selection == "training_domain_validation":  # combinations are of the runs selected on validation
+    if selection == TRAINING_DOMAIN_VALIDATION:  # combinations are of the runs selected on validation
         for combination in combination_plan(sweep, selected):
             results = combination_results(combination.folder, combination.members)
             if results is None:
