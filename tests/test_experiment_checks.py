@@ -142,7 +142,7 @@ BAD_RECIPES = [
     ("recipe.json", '{"dropout_rate": 0.5, "dropout_rate": 0.9}', r"key 'dropout_rate' appears twice"),
     ("recipe.yaml", "", r"recipe '.*recipe.yaml' is empty"),
     ("recipe.yaml", "# only a comment\n", r"is empty"),
-    ("recipe.yaml", "- dropout_rate: 0.5\n", r"must hold a mapping of argument names to values"),
+    ("recipe.yaml", "- dropout_rate: 0.5\n", r"must hold a mapping of names to values"),
     ("recipe.yaml", "dropout_rate: [0.5\n", r"recipe '.*recipe.yaml' is not valid YAML"),
     ("recipe.json", '{"dropout_rate": 0.5,}', r"recipe '.*recipe.json' is not valid JSON"),
     (

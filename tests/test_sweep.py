@@ -74,7 +74,7 @@ def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, bu
         ),
         ("- config: c.yaml\n", "must hold a mapping"),
         ("config: [c.yaml\n", "is not valid YAML"),
-        ("config: c.yaml\noutput_dir: o\ngrid: [seed]\n", "'grid' in .* must be a mapping"),
+        ("config: c.yaml\noutput_dir: o\ngrid: [seed]\n", "sweep file .*: 'grid' must be a mapping"),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\narguments: [1]\n",
             "'arguments' .* mapping",
@@ -92,11 +92,24 @@ def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, bu
         ("config: c.yaml\noutput_dir: o\ngrid: {seed: [0, '0'], test_domains: [a]}\n", "repeats a value"),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], learning_rate: [0.0001, '1e-4']}\n",
-            "grid key 'learning_rate' .* repeats a value",
+            "grid key 'learning_rate' repeats a value",
+        ),
+        # A key given twice is refused, as in recipes (YAML itself keeps the last silently).
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\ncombine: true\ncombine: false\n",
+            r"sweep file .*: key 'combine' appears twice \(line 5\)",
+        ),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], seed: [1], test_domains: [a]}\n",
+            "'seed' appears twice",
+        ),
+        (
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\ncombine: maybe\n",
+            "true or false",
         ),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\nmethod_keys: [learning_rate]\n",
-            r"method_keys \['learning_rate'\] of .* are not grid keys",
+            r"method_keys \['learning_rate'\] are not grid keys",
         ),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a], output_dir: [x]}\n",
@@ -114,6 +127,31 @@ def test_sweep_file_errors_are_one_line(tmp_path, content, message):
     with pytest.raises(UsageError, match=message) as error:
         Sweep.load(path)
     assert "\n" not in str(error.value)
+
+
+def test_sweep_file_lists_every_problem_at_once(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "config: c.yaml\noutput_dir: o\ngrid: {seed: [0, 0], test_domains: ['..']}\narguments: {seed: 1}\n"
+    )
+    with pytest.raises(UsageError) as error:
+        Sweep.load(path)
+    message = str(error.value)
+    assert message.startswith(f"sweep file {str(path)!r}: ") and "\n" not in message
+    for problem in (
+        "'seed' repeats a value",
+        "'..', which cannot name a folder",
+        "in both 'grid' and 'arguments'",
+    ):
+        assert problem in message
+
+
+def test_sweep_schema_is_the_dataclass():
+    sweep = Sweep(config="c.yaml", output_dir="o", grid={"seed": 0, "test_domains": "a"}, arguments=None)
+    assert sweep.config == Path("c.yaml") and sweep.grid == {"seed": [0], "test_domains": ["a"]}
+    assert sweep.arguments == {} and sweep.method_keys == ("dropout_rate",)
+    with pytest.raises(UsageError, match="the sweep: the grid needs 'seed'"):
+        Sweep(config="c.yaml", output_dir="o", grid={"test_domains": ["a"]})
 
 
 def _sweep_file(tmp_path, grid: dict, recipe: dict | None = None, **extra) -> Sweep:

@@ -36,6 +36,7 @@ __all__ = [
     "RunArguments",
     "UsageError",
     "parse_experiment_arguments",
+    "read_mapping",
     "read_recipe",
 ]
 
@@ -311,16 +312,21 @@ class _NoDuplicateKeysLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_recipe(path: str | os.PathLike) -> dict:
-    """The mapping of argument names to values in a YAML or JSON recipe file.
+def read_mapping(path: str | os.PathLike, kind: str = "recipe") -> dict:
+    """The mapping in a YAML or JSON file (a recipe, a sweep file), a key given twice refused.
+
+    Args:
+        path (`str | os.PathLike`): the file.
+        kind (`str`, *optional*, defaults to `"recipe"`): what the file is, for messages.
 
     Raises:
         `UsageError`: a missing file, invalid YAML/JSON, a key given twice, an empty file or one that is not a
             mapping (each message names the file).
     """
     path = Path(path)
+    where = f"{kind} {str(path)!r}"
     if not path.is_file():
-        raise UsageError(f"recipe {str(path)!r} is not a file")
+        raise UsageError(f"{where} is not a file")
     text = path.read_text()
     try:
         if path.suffix == ".json":
@@ -328,17 +334,25 @@ def read_recipe(path: str | os.PathLike) -> dict:
         else:
             values = yaml.load(text, Loader=_NoDuplicateKeysLoader)  # noqa: S506 - a SafeLoader subclass
     except UsageError as error:
-        raise UsageError(f"recipe {str(path)!r}: {error}") from None
+        raise UsageError(f"{where}: {error}") from None
     except (yaml.YAMLError, json.JSONDecodeError) as error:
-        kind = path.suffix[1:].upper().replace("YML", "YAML")
-        raise UsageError(
-            f"recipe {str(path)!r} is not valid {kind}: {' '.join(str(error).split())}"
-        ) from None
+        language = "JSON" if path.suffix == ".json" else "YAML"
+        raise UsageError(f"{where} is not valid {language}: {' '.join(str(error).split())}") from None
     if values is None:
-        raise UsageError(f"recipe {str(path)!r} is empty: give it at least one argument, or leave it out")
+        raise UsageError(f"{where} is empty: give it at least one value, or leave it out")
     if not isinstance(values, dict):
-        raise UsageError(f"recipe {str(path)!r} must hold a mapping of argument names to values")
+        raise UsageError(f"{where} must hold a mapping of names to values")
     return values
+
+
+def read_recipe(path: str | os.PathLike) -> dict:
+    """The mapping of argument names to values in a YAML or JSON recipe file (`read_mapping`).
+
+    Raises:
+        `UsageError`: a missing file, invalid YAML/JSON, a key given twice, an empty file or one that is not a
+            mapping (each message names the file).
+    """
+    return read_mapping(path, "recipe")
 
 
 def _refuse_duplicate_json_keys(pairs: list[tuple[str, object]]) -> dict:

@@ -36,8 +36,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..checkpoints import last_complete_checkpoint
 from ..results import RESULTS_FILE, RunResults
 from ..training import checkpoint_files
@@ -46,6 +44,7 @@ from .arguments import (
     argument_names,
     changed_arguments,
     parse_experiment_arguments,
+    read_mapping,
     read_recipe,
     unknown_names,
 )
@@ -64,7 +63,23 @@ _SWEEP_OWNED = ("output_dir", "resume_from_checkpoint", "overwrite_output_dir")
 
 @dataclass
 class Sweep:
-    """A parsed and checked sweep file (see the module docstring)."""
+    """A sweep file's schema (see the module docstring): the dataclass checks its own values, every problem at once.
+
+    Args:
+        config (`Path`): the recipe every job starts from.
+        output_dir (`Path`): the sweep's folder; each job runs in `<output_dir>/<held-out>/<setting>/seed<seed>`.
+        grid (`dict[str, list]`): argument names and the values to sweep (a single value is a list of one); must
+            hold `test_domains` and `seed`.
+        arguments (`dict`, *optional*): fixed overrides of the recipe.
+        method_keys (`tuple[str, ...]`, *optional*, defaults to `("dropout_rate",)`): the grid keys that tell methods
+            apart; the other keys are hyperparameters.
+        combine (`bool`, *optional*, defaults to `True`): make the soups and run ensemble of each method's seeds.
+        slurm (`dict`, *optional*): submitit parameters.
+        source (`str`, *optional*): where the values came from, for messages.
+
+    Raises:
+        `UsageError`: every problem of the values, in one line naming the file.
+    """
 
     config: Path
     output_dir: Path
@@ -73,6 +88,60 @@ class Sweep:
     method_keys: tuple[str, ...] = ("dropout_rate",)
     combine: bool = True
     slurm: dict = field(default_factory=dict)
+    source: str = field(default="the sweep", repr=False, compare=False)
+
+    def __post_init__(self):
+        problems = []
+        for name, default in (("arguments", {}), ("slurm", {}), ("method_keys", Sweep.method_keys)):
+            if getattr(self, name) is None:  # `key:` with no value in YAML
+                setattr(self, name, default)
+        for name, kind in (
+            ("grid", dict),
+            ("arguments", dict),
+            ("slurm", dict),
+            ("method_keys", (list, tuple)),
+        ):
+            if not isinstance(getattr(self, name), kind):
+                problems.append(f"{name!r} must be a {'mapping' if kind is dict else 'list'}")
+        if not isinstance(self.combine, bool):
+            problems.append(f"'combine' must be true or false, got {self.combine!r}")
+        if problems:  # the checks below read these values
+            raise UsageError(f"{self.source}: {'; '.join(problems)}")
+        self.config, self.output_dir = Path(self.config), Path(self.output_dir)
+        self.grid = {key: value if isinstance(value, list) else [value] for key, value in self.grid.items()}
+        self.method_keys = tuple(self.method_keys or ("dropout_rate",))
+        for key in AXES:
+            if not self.grid.get(key):
+                problems.append(f"the grid needs {key!r} (held-out domains and seeds are the table's axes)")
+        for key, choices in self.grid.items():
+            if not choices:
+                problems.append(f"grid key {key!r} has no values")
+            # Grid values name the jobs' folders (`timm/resnet50` makes a sub-folder): none may leave the sweep's.
+            for value in choices:
+                if leaves_folder(str(value), subfolders=True):
+                    problems.append(
+                        f"grid key {key!r} has the value {value!r}, which cannot name a folder inside the sweep's "
+                        "output_dir (empty, absolute, or with a '.' or '..' part)"
+                    )
+            # The same value under two spellings (`0` and `"0"`, `0.0001` and `"1e-4"`) is the same run.
+            if len(set(map(_normalised, choices))) < len(choices):
+                problems.append(f"grid key {key!r} repeats a value: {choices}")
+        owned = [key for key in _SWEEP_OWNED if key in self.grid or key in self.arguments]
+        if owned:
+            problems.append(f"{owned} are the sweep's to set, not the grid's or the arguments'")
+        overlap = sorted(set(self.grid) & set(self.arguments))
+        if overlap:
+            problems.append(f"{overlap} in both 'grid' and 'arguments': give each in one place")
+        axes = [key for key in self.method_keys if key in AXES]
+        if axes:
+            problems.append(f"method_keys cannot hold {axes} (the table's axes)")
+        unknown = [key for key in self.method_keys if key not in self.grid and key not in AXES]
+        if unknown and self.method_keys != Sweep.method_keys:
+            problems.append(
+                f"method_keys {unknown} are not grid keys; the grid's keys are {sorted(self.grid)}"
+            )
+        if problems:
+            raise UsageError(f"{self.source}: {'; '.join(problems)}")
 
     @property
     def hyperparameters(self) -> list[str]:
@@ -81,76 +150,22 @@ class Sweep:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Sweep:
-        """Reads a sweep file and checks its shape (not yet its jobs: see `check`).
+        """Reads a sweep file (YAML or JSON, a key given twice refused as in recipes) into the checked schema (not
+        yet its jobs: see `check`).
 
         Raises:
-            `UsageError`: the first problem, in one line naming the file.
+            `UsageError`: the file's problems, in one line naming the file.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"sweep file {str(path)!r} is not a file")
-        try:
-            values = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise UsageError(
-                f"sweep file {str(path)!r} is not valid YAML: {' '.join(str(error).split())}"
-            ) from None
-        if not isinstance(values, dict):
-            raise UsageError(f"sweep file {str(path)!r} must hold a mapping ({', '.join(SWEEP_KEYS)})")
+        values = read_mapping(path, "sweep file")
+        where = f"sweep file {str(path)!r}"
         unknown = sorted(set(values) - set(SWEEP_KEYS))
-        if unknown:
-            raise UsageError(
-                f"unknown key(s) {unknown_names(unknown, SWEEP_KEYS)} in {path}; valid: {', '.join(SWEEP_KEYS)}"
-            )
-        for required in ("config", "output_dir", "grid"):
-            if required not in values:
-                raise UsageError(f"{path} needs {required!r}")
-        for key, kind in (("grid", dict), ("arguments", dict), ("slurm", dict), ("method_keys", list)):
-            if values.get(key) is not None and not isinstance(values[key], kind):
-                raise UsageError(f"{key!r} in {path} must be a {'mapping' if kind is dict else 'list'}")
-        grid = {key: value if isinstance(value, list) else [value] for key, value in values["grid"].items()}
-        for key in AXES:
-            if not grid.get(key):
-                raise UsageError(
-                    f"the grid of {path} needs {key!r} (held-out domains and seeds are the table's axes)"
-                )
-        for key, choices in grid.items():
-            if not choices:
-                raise UsageError(f"grid key {key!r} in {path} has no values")
-            # Grid values name the jobs' folders (`timm/resnet50` makes a sub-folder): none may leave the sweep's.
-            for value in choices:
-                if leaves_folder(str(value), subfolders=True):
-                    raise UsageError(
-                        f"grid key {key!r} in {path} has the value {value!r}, which cannot name a folder inside the "
-                        "sweep's output_dir (empty, absolute, or with a '.' or '..' part)"
-                    )
-            # The same value under two spellings (`0` and `"0"`, `0.0001` and `"1e-4"`) is the same run.
-            if len(set(map(_normalised, choices))) < len(choices):
-                raise UsageError(f"grid key {key!r} in {path} repeats a value: {choices}")
-        arguments = values.get("arguments") or {}
-        for key in _SWEEP_OWNED:
-            if key in grid or key in arguments:
-                raise UsageError(f"{key!r} is the sweep's to set, not the grid's or the arguments'")
-        overlap = sorted(set(grid) & set(arguments))
-        if overlap:
-            raise UsageError(f"{overlap} in both 'grid' and 'arguments' of {path}: give each in one place")
-        method_keys = tuple(values.get("method_keys") or ("dropout_rate",))
-        if "test_domains" in method_keys or "seed" in method_keys:
-            raise UsageError("method_keys cannot hold test_domains or seed (the table's axes)")
-        unknown = [key for key in values.get("method_keys") or () if key not in grid]
-        if unknown:
-            raise UsageError(
-                f"method_keys {unknown} of {path} are not grid keys; the grid's keys are {sorted(grid)}"
-            )
-        return cls(
-            config=Path(values["config"]),
-            output_dir=Path(values["output_dir"]),
-            grid=grid,
-            arguments=arguments,
-            method_keys=method_keys,
-            combine=bool(values.get("combine", True)),
-            slurm=values.get("slurm") or {},
-        )
+        missing = [key for key in ("config", "output_dir", "grid") if key not in values]
+        problems = [
+            f"unknown key(s) {unknown_names(unknown, SWEEP_KEYS)}; valid: {', '.join(SWEEP_KEYS)}"
+        ] * bool(unknown) + [f"needs {key!r}" for key in missing]
+        if problems:
+            raise UsageError(f"{where}: {'; '.join(problems)}")
+        return cls(**values, source=where)
 
     def jobs(self) -> list[Job]:
         """Every job of the grid, in a stable order (held-out domain, setting in grid order, seed)."""
