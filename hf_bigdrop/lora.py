@@ -26,6 +26,7 @@ __all__ = [
     "add_lora",
     "default_target_modules",
     "is_lora_model",
+    "lora_argument_problems",
     "merge_lora",
 ]
 
@@ -91,6 +92,40 @@ def default_target_modules(model: BigDropForImageClassification) -> str | list[s
     return [f"backbone.{name}" for name in chosen]
 
 
+def lora_argument_problems(
+    *,
+    r: int,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+    target_modules: str | Sequence[str] = AUTO,
+    freeze_backbone: bool = False,
+) -> list[str]:
+    """What is wrong with `add_lora`'s arguments, one message each: the one rule, read by `add_lora` and by the
+    experiment's checks before any work (which name them `lora_r`, `lora_alpha`, `lora_dropout`,
+    `lora_target_modules`).
+
+    Returns:
+        `list[str]`: the problems, empty when there are none.
+    """
+    problems = []
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        problems.append(f"the LoRA rank (r, lora_r) must be a positive integer, got {r!r}")
+    if alpha is not None and not alpha > 0:
+        problems.append(f"LoRA's alpha (lora_alpha) must be positive, or unset for r, got {alpha!r}")
+    if not 0.0 <= dropout < 1.0:
+        problems.append(f"LoRA's dropout (lora_dropout) must be in [0, 1), got {dropout!r}")
+    if not target_modules:
+        problems.append(
+            "LoRA's target_modules (lora_target_modules) is empty: name the backbone layers to adapt, or auto, or "
+            "all-linear"
+        )
+    if freeze_backbone:
+        problems.append(
+            "freeze_backbone trains the head alone and LoRA trains adapters in the backbone: choose one"
+        )
+    return problems
+
+
 def add_lora(
     model: BigDropForImageClassification,
     *,
@@ -123,19 +158,17 @@ def add_lora(
             convolution).
     """
     peft = _peft()
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"the LoRA rank `r` must be a positive integer, got {r!r}")
+    problems = lora_argument_problems(
+        r=r,
+        alpha=alpha,
+        dropout=dropout,
+        target_modules=target_modules,
+        freeze_backbone=model.config.freeze_backbone,
+    )
+    if problems:
+        raise ValueError("; ".join(problems))
     alpha = r if alpha is None else alpha
-    if not alpha > 0:
-        raise ValueError(f"LoRA's `alpha` must be positive, got {alpha!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"LoRA's `dropout` must be in [0, 1), got {dropout!r}")
-    config = model.config
-    if config.freeze_backbone:
-        raise ValueError(
-            "freeze_backbone=True trains the head alone, LoRA trains adapters in the backbone: choose one"
-        )
-    if not config.freeze_batchnorm and any(
+    if not model.config.freeze_batchnorm and any(
         isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.backbone.modules()
     ):
         raise ValueError(
@@ -147,8 +180,6 @@ def add_lora(
         targets = targets[0]  # the shorthands are strings
     if targets == AUTO:
         targets = default_target_modules(model)
-    if not targets:
-        raise ValueError("`target_modules` is empty: name the layers to adapt, or 'all-linear'")
     lora_config = peft.LoraConfig(
         r=r,
         lora_alpha=alpha,

@@ -169,32 +169,48 @@ class BigDropTrainingArguments(TrainingArguments):
             self.ddp_find_unused_parameters = False
             self.ddp_static_graph = True
         super().__post_init__()
+        problems = self._range_problems()
+        if problems:
+            raise ValueError(f"{'; '.join(problems)}.")
+        self._check_metric_for_best_model()
+
+    def _range_problems(self) -> list[str]:
+        """Every number out of its range, one message each (all of them, not the first)."""
+        problems = []
+        positive = (
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "weight_averaging_every",
+            "weight_averaging_bn_batches",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.per_domain_batch_size is not None and self.per_domain_batch_size < 1:
+            problems.append(
+                f"per_domain_batch_size must be a positive integer, got {self.per_domain_batch_size}"
+            )
+        for name in ("learning_rate", "weight_decay", "seed"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            problems.append(
+                f"max_steps must be a positive number of optimizer steps (or -1: num_train_epochs), got {self.max_steps}"
+            )
         if self.classifier_lr_multiplier <= 0:
-            raise ValueError(f"classifier_lr_multiplier must be > 0, got {self.classifier_lr_multiplier}.")
+            problems.append(f"classifier_lr_multiplier must be > 0, got {self.classifier_lr_multiplier}")
         if self.divergence_factor is not None and not self.divergence_factor > 1:
-            raise ValueError(f"divergence_factor must be > 1 or unset, got {self.divergence_factor}.")
+            problems.append(f"divergence_factor must be > 1 or unset, got {self.divergence_factor}")
         if not 0 < self.lr_gamma <= 1:
-            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}.")
+            problems.append(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(
             m <= 0 for m in self.lr_milestones
         ):
-            raise ValueError(f"lr_milestones must be increasing positive steps, got {self.lr_milestones}.")
-        if self.per_domain_batch_size is not None and self.per_domain_batch_size < 1:
-            raise ValueError(
-                f"per_domain_batch_size must be a positive integer, got {self.per_domain_batch_size}."
-            )
+            problems.append(f"lr_milestones must be increasing positive steps, got {self.lr_milestones}")
         for name in ("weight_averaging_start_step", "ensemble_start_step"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (or unset), got {getattr(self, name)}.")
-        if self.weight_averaging_every < 1:
-            raise ValueError(
-                f"weight_averaging_every must be a positive integer, got {self.weight_averaging_every}."
-            )
-        if self.weight_averaging_bn_batches < 1:
-            raise ValueError(
-                f"weight_averaging_bn_batches must be a positive integer, got {self.weight_averaging_bn_batches}."
-            )
-        self._check_metric_for_best_model()
+                problems.append(f"{name} must be >= 0 (or unset), got {getattr(self, name)}")
+        return problems
 
     def _check_metric_for_best_model(self) -> None:
         """Refuses a checkpoint metric that reads the held-out domains or a method the checkpoints do not hold."""

@@ -86,3 +86,17 @@ def test_damaged_inputs_are_named(two_seeds, tmp_path, capsys):
     with pytest.raises(UsageError, match=r"damaged.*model.safetensors is (truncated|damaged)"):
         combine_runs([two_seeds / "seed0", damaged], tmp_path / "soup")
     assert load_file(two_seeds / "seed1" / "model.safetensors")  # the original is intact
+    # A run without its weights is refused before the output folder is made.
+    (damaged / "model.safetensors").unlink()
+    with pytest.raises(UsageError, match=r"damaged': holds no model weights"):
+        combine_runs([two_seeds / "seed0", damaged], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_compare_checks_where_it_writes_before_printing(tmp_path, capsys):
+    for flag in ("--output", "--plot"):
+        with pytest.raises(SystemExit) as exit_code:
+            cli(["compare", str(tmp_path / "run"), flag, str(tmp_path / "missing" / "table.md")])
+        assert exit_code.value.code == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and f"{flag} " in captured.err and "which is not a folder" in captured.err

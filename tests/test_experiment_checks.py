@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 from helpers import REPO, RUNNER, tiny_flags
+from PIL import Image
 
 from hf_bigdrop.experiment import UsageError, parse_experiment_arguments, runner
 from hf_bigdrop.experiment.cli import main as cli
@@ -43,7 +44,7 @@ BAD_FLAGS = [
         r"'nobody/no-such-model' is not in the Hugging Face cache.*OFFLINE",
     ),
     (["--dataset", "no-such-dataset"], r"unknown dataset 'no-such-dataset'.*digits, styles, emoji"),
-    (["--test_domains", "svhn"], r"unknown domain 'svhn'.*'mnist_m'"),
+    (["--test_domains", "svhn"], r"Unknown domain 'svhn' in test_domains.*'mnist_m'.*Or 'all'"),
     (["--test_domains", "all", "mnist"], r"'all' holds each domain out in turn: give it alone"),
     (["--dropout_rate", "1.5"], r"dropout_rate.*\[0, 1\)"),
     (["--pooling", "average"], r"--pooling.*invalid choice: 'average'"),
@@ -53,8 +54,8 @@ BAD_FLAGS = [
     (["--max_steps", "4.5"], r"--max_steps.*invalid int value: '4.5'"),
     (["--image_size", "0"], r"--image_size must be a positive number of pixels, got 0"),
     (["--holdout_fraction", "0"], r"--holdout_fraction 0 leaves no validation split"),
-    (["--holdout_fraction", "1.2"], r"--holdout_fraction must be in \[0, 1\), got 1.2"),
-    (["--max_per_domain", "0"], r"--max_per_domain must be a positive integer, got 0"),
+    (["--holdout_fraction", "1.2"], r"--holdout_fraction must be a float in \[0, 1\), got 1.2"),
+    (["--max_per_domain", "0"], r"--max_per_domain must be a positive integer or None, got 0"),
     (["--augmentation", "fancy"], r"unknown --augmentation 'fancy'; choose one of \['domainbed', 'none'\]"),
     (["--data_dir", "/tmp"], r"--data_dir '/tmp' does not apply to 'digits'"),
     (
@@ -71,9 +72,9 @@ BAD_FLAGS = [
         r"--weight_averaging_start_step/.*: invalid int value: 'never'",
     ),
     (["--weight_averaging_device", "foo"], r"--weight_averaging_device 'foo' is not a device"),
-    (["--max_steps", "0"], r"--max_steps must be a positive number of optimizer steps .*got 0"),
-    (["--max_steps", "-5"], r"--max_steps must be a positive number of optimizer steps .*got -5"),
-    (["--weight_decay", "-1"], r"--weight_decay must be >= 0, got -1"),
+    (["--max_steps", "0"], r"max_steps must be a positive number of optimizer steps .*got 0"),
+    (["--max_steps", "-5"], r"max_steps must be a positive number of optimizer steps .*got -5"),
+    (["--weight_decay", "-1"], r"weight_decay must be >= 0, got -1"),
     (["--lora_alpha", "16"], r"--lora_alpha 16.0 without --lora_r would be ignored"),
     (
         ["--lora_alpha", "16", "--lora_dropout", "0.1"],
@@ -102,12 +103,36 @@ BAD_FLAGS = [
     ),
     (["--metric_for_best_model", "test_accuracy"], r"selects on the held-out domains' accuracy"),
     (["--lora_r", "-1"], r"--lora_r must be >= 0 \(0: full fine-tuning, no LoRA\), got -1"),
-    (["--lora_r", "4", "--lora_alpha", "0"], r"--lora_alpha must be positive \(or unset: lora_r\), got 0.0"),
-    (["--lora_r", "4", "--lora_dropout", "1"], r"--lora_dropout must be in \[0, 1\), got 1.0"),
-    (["--lora_r", "4", "--freeze_backbone", "True"], r"--freeze_backbone trains the head alone and --lora_r"),
+    (["--lora_r", "4", "--lora_alpha", "0"], r"LoRA's alpha \(lora_alpha\) must be positive.*got 0.0"),
     (
-        ["--lora_r", "4", "--freeze_batchnorm", "False"],
-        r"BatchNorm statistics included.*--freeze_batchnorm True",
+        ["--lora_r", "4", "--lora_dropout", "1"],
+        r"LoRA's dropout \(lora_dropout\) must be in \[0, 1\), got 1.0",
+    ),
+    (["--lora_r", "4", "--freeze_backbone", "True"], r"freeze_backbone trains the head alone and LoRA"),
+    (["--lora_r", "4", "--freeze_batchnorm", "False"], r"BatchNorm statistics.*keep freeze_batchnorm=True"),
+    # Judged on a weightless build of the backbone, before any data loads: the message lists the layers.
+    (
+        ["--lora_r", "4", "--lora_target_modules", "query"],
+        r"LoRA target_modules \['query'\] cannot adapt.*are named \[.convolution.\]",
+    ),
+    (
+        ["--backbone", "embedded:efficientnet-lite9"],
+        r"unknown embedded backbone 'embedded:efficientnet-lite9'; .*lite0",
+    ),
+    (["--learning_rate", "-0.1"], r"learning_rate must be >= 0, got -0.1"),
+    (["--seed", "-1"], r"seed must be >= 0, got -1"),
+    (
+        ["--gradient_accumulation_steps", "0"],
+        r"gradient_accumulation_steps must be a positive integer, got 0",
+    ),
+    (["--per_device_eval_batch_size", "0"], r"per_device_eval_batch_size must be a positive integer, got 0"),
+    (  # every problem of the numbers at once, not one after the other
+        ["--learning_rate", "-1", "--weight_decay", "-1"],
+        r"learning_rate must be >= 0, got -1.0; weight_decay must be >= 0, got -1.0",
+    ),
+    (  # every problem of the checks at once
+        ["--image_size", "0", "--augmentation", "fancy"],
+        r"2 problems: \(1\) --image_size must be .*; \(2\) unknown --augmentation 'fancy'",
     ),
     (["--learning_rat", "0.1"], r"unknown argument\(s\) --learning_rat \(did you mean --learning_rate\?\);"),
     (
@@ -256,7 +281,7 @@ def test_from_the_command_line(backbone, tmp_path):
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("hf-bigdrop run: error: unknown domain 'svhn'")
+    assert result.stderr.strip().splitlines()[-1].startswith("hf-bigdrop run: error: Unknown domain 'svhn'")
 
 
 def test_the_console_command_exits_0_after_a_command_that_returns_results(monkeypatch):
@@ -292,7 +317,9 @@ def test_weight_loading_and_writing_bars_only_when_asked_for(
 
 def test_a_registered_dataset_in_a_folder_of_its_name_passes_the_checks(tmp_path, monkeypatch, no_work):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "PACS" / "photo" / "dog").mkdir(parents=True)
+    for domain in ("photo", "sketch"):
+        (tmp_path / "PACS" / domain / "dog").mkdir(parents=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / "PACS" / domain / "dog" / "0.png")
     flags = [
         "--dataset",
         "PACS",
@@ -306,6 +333,85 @@ def test_a_registered_dataset_in_a_folder_of_its_name_passes_the_checks(tmp_path
     arguments = parse_experiment_arguments(flags)
     runner.check_experiment_arguments(arguments)  # the registry's PACS, from the folder `PACS`
     assert runner.held_out_domain_sets(arguments) == [["S"]]
+
+
+def _domainbed_folder(root, layout: dict[str, dict[str, int]]):
+    """A local DomainBed folder: `layout[domain][class]` tiny PNG images each."""
+    for domain, classes in layout.items():
+        (root / domain).mkdir(parents=True, exist_ok=True)
+        for label, count in classes.items():
+            (root / domain / label).mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                Image.new("RGB", (4, 4)).save(root / domain / label / f"{index}.png")
+    return root
+
+
+FOLDER_PROBLEMS = [
+    (
+        {"a": {"x": 1}, "b": {"x": 1}},
+        ["--test_domains", "c"],
+        r"Unknown domain 'c' in test_domains.*'a', 'b'",
+    ),
+    ({"a": {"x": 1}, "b": {"x": 1}}, ["--test_domains", "a", "b"], r"Every domain is held out"),
+    ({"a": {"x": 1, "y": 0}, "b": {"x": 1, "y": 0}}, [], r"Class 'y' in .* has no images in any domain"),
+    ({"a": {"x": 1}, "b": {"x": 1}, "c": {}}, [], r"does not match the DomainBed layout.*c' should hold"),
+]
+
+
+@pytest.mark.parametrize(("layout", "flags", "message"), FOLDER_PROBLEMS)
+def test_a_local_folder_is_checked_before_any_work(
+    backbone, tmp_path, capsys, no_work, layout, flags, message
+):
+    folder = _domainbed_folder(tmp_path / "data", layout)
+    argv = [*tiny_flags(backbone, tmp_path / "run"), "--dataset", str(folder), "--test_domains", "a", *flags]
+    assert re.search(message, _refused(argv, capsys))
+
+
+def test_an_unreadable_image_in_a_local_folder_is_found_before_any_work(backbone, tmp_path, capsys, no_work):
+    folder = _domainbed_folder(tmp_path / "data", {"a": {"x": 1}, "b": {"x": 1}})
+    (folder / "b" / "x" / "0.png").write_bytes(b"not a png")
+    argv = [*tiny_flags(backbone, tmp_path / "run"), "--dataset", str(folder), "--test_domains", "a"]
+    assert re.search(r"unreadable image '.*b/x/0.png' \(UnidentifiedImageError\)", _refused(argv, capsys))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dataset", "VLCS"], r"VLCS has no public Hugging Face Hub dataset: download it .* --data_dir"),
+        (["--dataset", "PACS"], r"dataset 'flwrlabs/pacs' is not in the Hugging Face cache .* --data_dir"),
+        (
+            ["--dataset", "nobody/no-such-data"],
+            r"dataset 'nobody/no-such-data' is not in the Hugging Face cache",
+        ),
+    ],
+)
+def test_a_dataset_that_cannot_load_offline_is_refused_before_any_work(
+    backbone, tmp_path, capsys, no_work, monkeypatch, flags, message
+):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path / "datasets")
+    argv = [*tiny_flags(backbone, tmp_path / "run"), *flags, "--test_domains", "S"]
+    assert re.search(message, _refused(argv, capsys))
+
+
+def test_a_backbone_folder_without_a_config_is_refused(backbone, tmp_path, capsys, no_work):
+    (tmp_path / "empty").mkdir()
+    argv = [*tiny_flags(backbone, tmp_path / "run"), "--backbone", str(tmp_path / "empty")]
+    assert re.search(r"backbone folder '.*empty' holds no config.json", _refused(argv, capsys))
+
+
+def test_an_output_folder_under_a_file_or_unwritable_is_refused(
+    backbone, tmp_path, capsys, no_work, monkeypatch
+):
+    (tmp_path / "file").write_text("")
+    argv = tiny_flags(backbone, tmp_path / "file" / "run")
+    assert re.search(r"--output_dir '.*file/run' is under '.*file', a file", _refused(argv, capsys))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root writes anywhere: pretend it cannot
+    argv = tiny_flags(backbone, tmp_path / "new" / "run")
+    assert re.search(
+        r"--output_dir '.*new/run' cannot be written: '.*' is not writable", _refused(argv, capsys)
+    )
 
 
 @pytest.mark.parametrize("name", ["..", ".", "", "a/b", "../x"])

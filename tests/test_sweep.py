@@ -173,7 +173,7 @@ def _sweep_file(tmp_path, grid: dict, recipe: dict | None = None, **extra) -> Sw
             {"test_domains": ["mnist"], "seed": [0], "learning_rat": [0.1]},
             r"unknown argument\(s\) learning_rat \(did you mean learning_rate\?\)",
         ),
-        ({"test_domains": ["mnist", "svhn"], "seed": [0]}, r"job .*svhn.*unknown domain 'svhn'.*mnist_m"),
+        ({"test_domains": ["mnist", "svhn"], "seed": [0]}, r"job .*svhn.*Unknown domain 'svhn'.*mnist_m"),
         ({"test_domains": ["mnist"], "seed": [0], "dropout_rate": [0.9, 1.5]}, r"dropout_rate.*\[0, 1\)"),
         (
             {"test_domains": ["mnist"], "seed": [0], "max_steps": [4.5]},

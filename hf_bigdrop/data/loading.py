@@ -27,7 +27,7 @@ import datasets
 import numpy as np
 
 from .checks import check_classes, drop_or_raise_unreadable
-from .registry import DATASET_REGISTRY, describe_domains, resolve_domains
+from .registry import DATASET_REGISTRY, held_out_domains
 from .resolving import LAYOUT, resolve_source
 from .sources import LOADERS, LoadOptions
 from .splitting import (
@@ -40,7 +40,7 @@ from .splitting import (
     split_group_indices,
 )
 
-__all__ = ["DEFAULT_TEST_GROUP_FRACTION", "load_domain_dataset"]
+__all__ = ["DEFAULT_TEST_GROUP_FRACTION", "load_domain_dataset", "sampling_problems"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,17 +158,15 @@ def load_domain_dataset(
     ['mnist', 'mnist_m', 'optdigits', 'typeface']
     ```
     """
-    _check_fraction("holdout_fraction", holdout_fraction)
-    if test_holdout_fraction is not None:
-        _check_fraction("test_holdout_fraction", test_holdout_fraction)
-    if test_group_fraction is not None:
-        _check_fraction("test_group_fraction", test_group_fraction)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    if max_per_domain is not None and (
-        isinstance(max_per_domain, bool) or not isinstance(max_per_domain, int) or max_per_domain < 1
-    ):
-        raise ValueError(f"max_per_domain must be a positive integer or None, got {max_per_domain!r}.")
+    problems = sampling_problems(
+        holdout_fraction=holdout_fraction,
+        test_holdout_fraction=test_holdout_fraction,
+        test_group_fraction=test_group_fraction,
+        seed=seed,
+        max_per_domain=max_per_domain,
+    )
+    if problems:
+        raise ValueError(f"{'; '.join(problems)}.")
     if domain_level not in (0, 1):
         raise ValueError(
             f"domain_level must be 0 ({LAYOUT}) or 1 (root/<class>/<domain>/<image>), got {domain_level!r}."
@@ -215,15 +213,10 @@ def load_domain_dataset(
             for d, idx in per_domain.items()
         }
 
-    held_out = resolve_domains(test_domains, names, source.info)
+    held_out = held_out_domains(test_domains, names, source.info)
     if not held_out:
         logger.warning("No test domain given: the test split is empty.")
     training = [d for d in names if d not in held_out]
-    if not training:
-        raise ValueError(
-            f"Every domain is held out (test_domains={test_domains!r}): at least one domain must remain for "
-            f"training. {describe_domains(names, source.info)}"
-        )
 
     group = group_column or (source.info.group_column if source.info else None)
     if group is not None and group not in dataset.column_names:
@@ -321,6 +314,34 @@ def _split_groups(
     return parts
 
 
-def _check_fraction(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}.")
+def sampling_problems(
+    *,
+    holdout_fraction: float = 0.2,
+    test_holdout_fraction: float | None = None,
+    test_group_fraction: float | None = None,
+    seed: int = 0,
+    max_per_domain: int | None = None,
+) -> list[str]:
+    """What is wrong with `load_domain_dataset`'s sampling arguments, one message each (the one rule, read by the
+    loader and by the experiment's checks before any work).
+
+    Returns:
+        `list[str]`: the problems, empty when there are none.
+    """
+    problems = []
+    for name, value in (
+        ("holdout_fraction", holdout_fraction),
+        ("test_holdout_fraction", test_holdout_fraction),
+        ("test_group_fraction", test_group_fraction),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0
+        ):
+            problems.append(f"{name} must be a float in [0, 1), got {value!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        problems.append(f"seed must be a non-negative integer, got {seed!r}")
+    if max_per_domain is not None and (
+        isinstance(max_per_domain, bool) or not isinstance(max_per_domain, int) or max_per_domain < 1
+    ):
+        problems.append(f"max_per_domain must be a positive integer or None, got {max_per_domain!r}")
+    return problems

@@ -23,6 +23,7 @@ __all__ = [
     "DomainDatasetInfo",
     "DomainSpec",
     "get_dataset_info",
+    "held_out_domains",
     "list_datasets",
     "normalize_name",
     "resolve_domains",
@@ -285,6 +286,23 @@ def resolve_domains(
         if match not in resolved:
             resolved.append(match)
     return resolved
+
+
+def held_out_domains(
+    requested: str | Iterable[str], available: Sequence[str], info: DomainDatasetInfo | None = None
+) -> list[str]:
+    """The held-out domains (`resolve_domains`), refusing a choice that leaves no domain to train on.
+
+    Raises:
+        ValueError: an unknown domain, or every domain held out (the message lists the domains).
+    """
+    held_out = resolve_domains(requested, available, info)
+    if available and len(held_out) == len(available):
+        raise ValueError(
+            f"Every domain is held out (test_domains={requested!r}): at least one domain must remain for "
+            f"training. {describe_domains(available, info)}"
+        )
+    return held_out
 
 
 def _match_domain(query: str, available: Sequence[str], info: DomainDatasetInfo | None) -> str | None:

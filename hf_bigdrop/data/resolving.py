@@ -9,7 +9,7 @@ from pathlib import Path
 from ..hub import is_hub_id
 from .registry import DomainDatasetInfo, get_dataset_info, list_datasets
 
-__all__ = ["LAYOUT", "Source", "registered_dataset", "resolve_source"]
+__all__ = ["LAYOUT", "Source", "local_kind", "registered_dataset", "resolve_source"]
 
 LAYOUT = "root/<domain>/<class>/<image>"
 """DomainBed's folder layout of a local dataset."""
@@ -35,7 +35,9 @@ class Source:
     info: DomainDatasetInfo | None
 
 
-def _local_kind(path: Path) -> str:
+def local_kind(path: Path) -> str:
+    """How a local folder loads: `"hub"` when it holds data files (Parquet, Arrow, JSON lines, CSV), else `"folder"`
+    (DomainBed's image layout)."""
     has_data_files = any(next(path.rglob(pattern), None) is not None for pattern in _HUB_DATA_FILE_PATTERNS)
     return "hub" if has_data_files else "folder"
 
@@ -82,7 +84,7 @@ def resolve_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike 
             local = Path(data_dir)
             if not local.is_dir():
                 raise ValueError(f"data_dir {os.fspath(data_dir)!r} for {info.name} is not a folder.")
-            return Source(_local_kind(local), str(local), info)
+            return Source(local_kind(local), str(local), info)
         if info.hub_id is not None:
             return Source("hub", info.hub_id, info)
         raise ValueError(
@@ -96,7 +98,7 @@ def resolve_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike 
         )
     path = Path(name)
     if path.is_dir():
-        return Source(_local_kind(path), str(path), None)
+        return Source(local_kind(path), str(path), None)
     if path.exists():
         raise ValueError(
             f"{name!r} is a file; pass a folder ({LAYOUT} or Parquet files) or a Hub dataset id."

@@ -27,7 +27,7 @@ from .registry import DomainDatasetInfo
 from .resolving import LAYOUT, Source
 from .splitting import arrow_column
 
-__all__ = ["IMAGE_EXTENSIONS", "LOADERS", "LoadOptions"]
+__all__ = ["IMAGE_EXTENSIONS", "LOADERS", "FolderLayout", "LoadOptions", "scan_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +154,41 @@ def _visible_subdirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _load_folder(source: Source, options: LoadOptions) -> datasets.Dataset:
-    """A local DomainBed folder (`root/<domain>/<class>/<image>`) as a lazily decoded Dataset of paths."""
-    root = Path(source.location).resolve()
+@dataclass(frozen=True)
+class FolderLayout:
+    """What a local DomainBed folder holds, read from its listing alone (no image opened).
+
+    Args:
+        root (`Path`): the folder.
+        domains (`list[str]`): its domains, in the registry's order for a registered dataset, else sorted.
+        classes (`list[str]`): its classes, sorted.
+        files (`dict[tuple[str, str], list[str]]`): the image paths of each (domain, class), sorted.
+    """
+
+    root: Path
+    domains: list[str]
+    classes: list[str]
+    files: dict[tuple[str, str], list[str]]
+
+
+def scan_folder(
+    location: str | Path, info: DomainDatasetInfo | None = None, domain_level: int = 0
+) -> FolderLayout:
+    """Reads the layout of a local DomainBed folder (`root/<domain>/<class>/<image>`, or `root/<class>/<domain>/...`
+    with `domain_level=1`) from its listing: cheap enough to check a folder before any work.
+
+    Raises:
+        ValueError: a folder that does not match the layout, a domain without images, or a class without images in
+            any domain (the message names the folder and the image extensions).
+    """
+    root = Path(location).resolve()
     outer = _visible_subdirs(root)
     if not outer:
         raise ValueError(
             f"Local folder {str(root)!r} does not match the DomainBed layout {LAYOUT}: it has no sub-folders "
             f"(and no Parquet/Arrow files to load as a Hub-like dataset)."
         )
-    # entries[(domain, class)] = sorted image paths
-    entries: dict[tuple[str, str], list[str]] = {}
+    files: dict[tuple[str, str], list[str]] = {}
     for first in outer:
         inner = _visible_subdirs(first)
         stray = sorted(
@@ -174,32 +198,43 @@ def _load_folder(source: Source, options: LoadOptions) -> datasets.Dataset:
             detail = f"it holds images directly ({stray[0]!r}, ...)" if stray else "it has no sub-folders"
             raise ValueError(
                 f"Local folder {str(root)!r} does not match the DomainBed layout {LAYOUT}: {str(first)!r} should "
-                f"hold one folder per {'class' if options.domain_level == 0 else 'domain'}, but {detail}."
+                f"hold one folder per {'class' if domain_level == 0 else 'domain'}, but {detail}."
             )
         for second in inner:
-            files = sorted(
+            found = sorted(
                 str(p) for p in second.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
             )
-            key = (first.name, second.name) if options.domain_level == 0 else (second.name, first.name)
-            entries.setdefault(key, []).extend(files)
-    domains = _order_domains(sorted({d for d, _ in entries}), source.info)
-    classes = sorted({c for _, c in entries})
+            key = (first.name, second.name) if domain_level == 0 else (second.name, first.name)
+            files.setdefault(key, []).extend(found)
+    domains = _order_domains(sorted({d for d, _ in files}), info)
+    classes = sorted({c for _, c in files})
     for domain in domains:
-        if not any(entries.get((domain, c)) for c in classes):
+        if not any(files.get((domain, c)) for c in classes):
             raise ValueError(
                 f"Domain {domain!r} in {str(root)!r} has no images (empty domain; image extensions: "
                 f"{', '.join(IMAGE_EXTENSIONS)})."
             )
     for cls in classes:
-        empty = [domain for domain in domains if not entries.get((domain, cls))]
-        if len(empty) == len(domains):
+        if not any(files.get((domain, cls)) for domain in domains):
             raise ValueError(
                 f"Class {cls!r} in {str(root)!r} has no images in any domain (empty class folders; image "
                 f"extensions: {', '.join(IMAGE_EXTENSIONS)}): remove its folders or add its images."
             )
+    return FolderLayout(root, domains, classes, files)
+
+
+def _load_folder(source: Source, options: LoadOptions) -> datasets.Dataset:
+    """A local DomainBed folder (`root/<domain>/<class>/<image>`) as a lazily decoded Dataset of paths."""
+    layout = scan_folder(source.location, source.info, options.domain_level)
+    domains, classes, entries = layout.domains, layout.classes, layout.files
+    for cls in classes:
+        empty = [domain for domain in domains if not entries.get((domain, cls))]
         if empty:
             logger.warning(
-                "Class %r has no images in domain(s) %s of %s: those domains never show it.", cls, empty, root
+                "Class %r has no images in domain(s) %s of %s: those domains never show it.",
+                cls,
+                empty,
+                layout.root,
             )
     images, labels, doms = [], [], []
     for d_id, domain in enumerate(domains):

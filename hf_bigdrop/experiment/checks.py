@@ -4,40 +4,63 @@ model is loaded, each problem a `UsageError` in one line that names the value an
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from ..backbones import is_embedded_backbone
+from ..backbones import EMBEDDED_BACKBONES, is_embedded_backbone, resolve_backbone_name
+from ..configuration_bigdrop import BigDropConfig
 from ..data import RECIPES, list_datasets
-from ..data.registry import describe_domains
-from ..data.resolving import registered_dataset
+from ..data.loading import sampling_problems
+from ..data.registry import held_out_domains
+from ..data.resolving import LAYOUT, local_kind, registered_dataset
+from ..data.sources import scan_folder
 from ..hub import is_hub_id
-from ..lora import LORA_EXTRA_HINT
-from ..selection import selection_rule
+from ..lora import LORA_EXTRA_HINT, add_lora, lora_argument_problems
+from ..modeling_bigdrop import BigDropForImageClassification
+from ..selection import LAST_STEP, selection_rule
 from .arguments import ExperimentArguments, UsageError
 from .outputs import RESUME_LATEST
 
-__all__ = ["check_experiment_arguments"]
+__all__ = ["check_experiment_arguments", "joined_problems", "output_folder_problems"]
 
 
 def check_experiment_arguments(arguments: ExperimentArguments) -> None:
     """Refuses, before any work, an experiment whose arguments cannot give a meaningful result.
 
-    Checked: the backbone can be loaded (offline too); LoRA's arguments and that peft is installed; the dataset is known and its held-out domains exist; options
-    apply to the dataset (`data_dir`, `image_size`); validation exists for the selection; the augmentation recipe,
-    the trajectory methods' start steps, mixed precision on this machine, the weight average's device; the output
-    folder, the checkpoint to resume and, with `push_to_hub`, that a push can happen and happens once
-    (`hub_strategy="end"`).
+    Checked: the backbone can be loaded (offline too) and is what its name says (a known embedded name, a folder
+    with a `config.json`); LoRA's arguments, that peft is installed and that the targets exist in the backbone (on a
+    weightless, meta-device build of the model); the dataset is known, reachable (a registered dataset without a
+    Hub copy needs `--data_dir`; offline, a Hub dataset must be cached), a local folder in DomainBed's layout with
+    readable images (a sample), and its held-out domains exist and leave one to train on; options apply to the
+    dataset (`data_dir`, `image_size`); validation exists for the selection; the augmentation recipe, the trajectory
+    methods' start steps, mixed precision on this machine, the weight average's device; the output folder (not a
+    file, not under one, writable), the checkpoint to resume and, with `push_to_hub`, that a push can happen and
+    happens once (`hub_strategy="end"`). Numbers out of range are the dataclasses' own checks (`__post_init__`).
 
     Raises:
-        `UsageError`: the first problem found.
+        `UsageError`: every problem found, in one line (the checks that build on a value run once it passed).
     """
-    _check_backbone(arguments.model.backbone)
-    _check_lora(arguments)
-    _check_data(arguments)
-    _check_training(arguments)
-    _check_output(arguments)
+    problems = [
+        *_backbone_problems(arguments.model.backbone),
+        *_lora_problems(arguments),
+        *_data_problems(arguments),
+        *_training_problems(arguments),
+        *_output_problems(arguments),
+    ]
+    if problems:
+        raise UsageError(joined_problems(problems))
+
+
+def joined_problems(problems: list[str]) -> str:
+    """One line for one problem or several: `2 problems: (1) ...; (2) ...`."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems: " + "; ".join(
+        f"({i}) {problem}" for i, problem in enumerate(problems, 1)
+    )
 
 
 def _offline() -> bool:
@@ -46,27 +69,37 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _check_backbone(name: str) -> None:
+def _backbone_problems(name: str) -> Iterator[str]:
     from huggingface_hub import try_to_load_from_cache
 
-    if is_embedded_backbone(name) or Path(name).exists():
+    if is_embedded_backbone(name):
+        if name not in EMBEDDED_BACKBONES:
+            yield f"unknown embedded backbone {name!r}; the embedded backbones are {', '.join(sorted(EMBEDDED_BACKBONES))}"
+        return
+    if Path(name).exists():
+        if not (Path(name) / "config.json").is_file():
+            yield (
+                f"backbone folder {name!r} holds no config.json: give a folder written by save_pretrained, an "
+                "embedded backbone (embedded:efficientnet-lite0) or a Hub id"
+            )
         return
     if not is_hub_id(name):
-        raise UsageError(
+        yield (
             f"backbone {name!r} is not a local folder, an embedded backbone (embedded:efficientnet-lite0) or a Hub "
             "id (owner/name)"
         )
-    if _offline() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
-        raise UsageError(
+    elif _offline() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        yield (
             f"backbone {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: "
             "download it once with network, pass a local folder, or use embedded:efficientnet-lite0"
         )
 
 
-def _check_lora(arguments: ExperimentArguments) -> None:
+def _lora_problems(arguments: ExperimentArguments) -> Iterator[str]:
     model = arguments.model
     if model.lora_r < 0:
-        raise UsageError(f"--lora_r must be >= 0 (0: full fine-tuning, no LoRA), got {model.lora_r}")
+        yield f"--lora_r must be >= 0 (0: full fine-tuning, no LoRA), got {model.lora_r}"
+        return
     if not model.lora_r:
         given = [
             f"--{name} {getattr(model, name)}"
@@ -74,86 +107,148 @@ def _check_lora(arguments: ExperimentArguments) -> None:
             if getattr(model, name) != unset
         ]
         if given:
-            raise UsageError(
+            yield (
                 f"{' and '.join(given)} without --lora_r would be ignored (full fine-tuning): set --lora_r (e.g. 8), "
                 "or leave them out"
             )
         return
     if importlib.util.find_spec("peft") is None:
-        raise UsageError(f"--lora_r needs the peft package: {LORA_EXTRA_HINT}")
-    if model.lora_alpha is not None and model.lora_alpha <= 0:
-        raise UsageError(f"--lora_alpha must be positive (or unset: lora_r), got {model.lora_alpha}")
-    if not 0.0 <= model.lora_dropout < 1.0:
-        raise UsageError(f"--lora_dropout must be in [0, 1), got {model.lora_dropout}")
-    if not model.lora_target_modules:
-        raise UsageError(
-            "--lora_target_modules is empty: name the backbone layers to adapt, or auto, or all-linear"
-        )
-    if model.freeze_backbone:
-        raise UsageError(
-            "--freeze_backbone trains the head alone and --lora_r adapters in the backbone: choose one"
-        )
-    if not model.freeze_batchnorm:
-        raise UsageError(
-            "--lora_r keeps the backbone as pretrained, BatchNorm statistics included (they are not part of the "
-            "adapter): leave --freeze_batchnorm True"
-        )
+        yield f"--lora_r needs the peft package: {LORA_EXTRA_HINT}"
+        return
+    lora = arguments.model.lora_kwargs()
+    problems = lora_argument_problems(**lora, freeze_backbone=model.freeze_backbone)
+    yield from problems
+    if not problems and not list(_backbone_problems(model.backbone)):
+        yield from _lora_target_problems(arguments)
 
 
-def _check_data(arguments: ExperimentArguments) -> None:
+def _lora_target_problems(arguments: ExperimentArguments) -> Iterator[str]:
+    """Adds the adapters to a weightless (meta-device) build of the model: the targets and the BatchNorm rule are
+    judged by `add_lora` itself, on the backbone's own module names, before any weight or image is loaded."""
+    from transformers import AutoConfig
+
+    source = resolve_backbone_name(arguments.model.backbone)
+    config = BigDropConfig(
+        backbone_config=AutoConfig.from_pretrained(source), num_labels=2, **arguments.model.config_kwargs()
+    )
+    with torch.device("meta"):
+        model = BigDropForImageClassification(config)
+    try:
+        add_lora(model, **arguments.model.lora_kwargs())
+    except ValueError as error:
+        yield " ".join(str(error).split())
+
+
+def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
     data = arguments.data
     info = registered_dataset(data.dataset)
-    if info is None and not Path(data.dataset).is_dir() and not is_hub_id(data.dataset):
-        raise UsageError(
+    local = Path(data.dataset) if info is None and Path(data.dataset).is_dir() else None
+    if info is None and local is None and not is_hub_id(data.dataset):
+        yield (
             f"unknown dataset {data.dataset!r}: not a registered dataset ({', '.join(list_datasets())}), not an "
             "existing folder, and not a Hub dataset id (owner/name)"
         )
-    if info is not None and info.builder is not None:
+        return
+    if info is None and data.data_dir is not None:
+        yield (
+            f"--data_dir is only for registered datasets ({', '.join(list_datasets())}); {data.dataset!r} is not one: "
+            "leave --data_dir out"
+        )
+    elif info is not None and info.builder is not None:
         if data.data_dir is not None:
-            raise UsageError(
-                f"--data_dir {data.data_dir!r} does not apply to {info.name!r}, a benchmark built offline: leave it out"
+            yield f"--data_dir {data.data_dir!r} does not apply to {info.name!r}, a benchmark built offline: leave it out"
+    elif info is not None and data.data_dir is not None:
+        if Path(data.data_dir).is_dir():
+            local = Path(data.data_dir)
+        else:
+            yield f"--data_dir {data.data_dir!r} is not a folder"
+    elif info is not None and info.hub_id is None:
+        yield (
+            f"{info.name} has no public Hugging Face Hub dataset: download it ({info.url}) and pass its folder, "
+            f"laid out as DomainBed's {LAYOUT}, with --data_dir"
+        )
+    elif local is None and _offline():
+        hub_id = info.hub_id if info is not None else data.dataset
+        if not _hub_dataset_cached(hub_id):
+            yield (
+                f"dataset {hub_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: "
+                f"download it once with network{', or pass a local copy with --data_dir' if info else ''}"
             )
-    elif data.data_dir is not None and not Path(data.data_dir).is_dir():
-        raise UsageError(f"--data_dir {data.data_dir!r} is not a folder")
-    if "all" in [domain.lower() for domain in data.test_domains] and not data.leave_one_domain_out:
-        raise UsageError(
-            f"--test_domains 'all' holds each domain out in turn: give it alone, not {data.test_domains}"
-        )
-    if info is not None and not data.leave_one_domain_out:
-        for domain in data.test_domains:
-            if info.find_domain(domain) is None:
-                raise UsageError(
-                    f"unknown domain {domain!r} in --test_domains for {info.name}; "
-                    f"{describe_domains(info.domain_names, info)} Or 'all' to hold each out in turn."
-                )
+    folder = local if local is not None and local_kind(local) == "folder" else None
+    all_domains = "all" in [domain.lower() for domain in data.test_domains]
+    if all_domains and not data.leave_one_domain_out:
+        yield f"--test_domains 'all' holds each domain out in turn: give it alone, not {data.test_domains}"
     if data.image_size is not None and data.image_size < 1:
-        raise UsageError(f"--image_size must be a positive number of pixels, got {data.image_size}")
-    for name in ("holdout_fraction", "test_holdout_fraction"):
-        value = getattr(data, name)
-        if value is not None and not 0.0 <= value < 1.0:
-            raise UsageError(f"--{name} must be in [0, 1), got {value}")
-    if data.max_per_domain is not None and data.max_per_domain < 1:
-        raise UsageError(f"--max_per_domain must be a positive integer, got {data.max_per_domain}")
-    if data.augmentation not in RECIPES:
-        raise UsageError(f"unknown --augmentation {data.augmentation!r}; choose one of {sorted(RECIPES)}")
-
-
-def _check_training(arguments: ExperimentArguments) -> None:
-    args, data = arguments.training, arguments.data
-    if args.max_steps == 0 or args.max_steps < -1:
-        raise UsageError(
-            f"--max_steps must be a positive number of optimizer steps (or -1: --num_train_epochs), got {args.max_steps}"
+        yield f"--image_size must be a positive number of pixels, got {data.image_size}"
+    yield from (
+        f"--{problem}"
+        for problem in sampling_problems(
+            holdout_fraction=data.holdout_fraction,
+            test_holdout_fraction=data.test_holdout_fraction,
+            seed=arguments.training.seed,
+            max_per_domain=data.max_per_domain,
         )
-    if args.weight_decay < 0:
-        raise UsageError(f"--weight_decay must be >= 0, got {args.weight_decay}")
+        if not problem.startswith("seed")  # the training arguments judge the seed
+    )
+    if data.augmentation not in RECIPES:
+        yield f"unknown --augmentation {data.augmentation!r}; choose one of {sorted(RECIPES)}"
+    domains = None
+    if folder is not None:
+        try:
+            layout = scan_folder(folder, info)
+        except ValueError as error:
+            yield " ".join(str(error).split())
+            return
+        domains = layout.domains
+        yield from _unreadable_sample(layout)
+    elif info is not None and info.builder is not None:
+        domains = info.domain_names
+    if domains is not None and not all_domains:
+        try:
+            held_out_domains(data.test_domains, domains, info)
+        except ValueError as error:
+            yield f"{' '.join(str(error).split())} Or 'all' to hold each domain out in turn."
+
+
+# How many images of a local folder are opened before any work (one per domain and class, up to this many).
+UNREADABLE_SAMPLE = 256
+
+
+def _unreadable_sample(layout) -> Iterator[str]:
+    """Opens the first image of each domain and class (up to `UNREADABLE_SAMPLE`): a folder of unreadable files is
+    refused before any work (the loader checks every image when it loads)."""
+    from PIL import Image
+
+    sample = [files[0] for files in layout.files.values() if files][:UNREADABLE_SAMPLE]
+    for path in sample:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as error:  # PIL raises many types for a bad file
+            yield f"unreadable image {path!r} ({type(error).__name__}): remove or fix it, or the folder's others"
+            return
+
+
+def _hub_dataset_cached(hub_id: str) -> bool:
+    """Whether a Hub dataset can load offline: its files in the Hub cache, or its Arrow copy in `datasets`' cache."""
+    import datasets
+    from huggingface_hub import constants
+
+    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}"
+    arrow = Path(datasets.config.HF_DATASETS_CACHE) / hub_id.replace("/", "___")
+    return hub.is_dir() or arrow.is_dir()
+
+
+def _training_problems(arguments: ExperimentArguments) -> Iterator[str]:
+    args, data = arguments.training, arguments.data
     rule = selection_rule(args.selection_strategy)
     if rule.selects_checkpoint and data.holdout_fraction == 0:
-        raise UsageError(
+        yield (
             f"--holdout_fraction 0 leaves no validation split for selection_strategy={args.selection_strategy!r}: "
-            "use e.g. 0.2, or --selection_strategy last_step without --load_best_model_at_end"
+            f"use e.g. 0.2, or --selection_strategy {LAST_STEP} without --load_best_model_at_end"
         )
     if rule.reads_held_out_domains and data.test_holdout_fraction is None:
-        raise UsageError(
+        yield (
             f"--selection_strategy {args.selection_strategy} selects on a validation part of the held-out domains: "
             "set --test_holdout_fraction (DomainBed uses 0.2)"
         )
@@ -163,59 +258,63 @@ def _check_training(arguments: ExperimentArguments) -> None:
         if getattr(args, name) is not None and 0 < args.max_steps < getattr(args, name)
     ]
     if late:
-        raise UsageError(
+        yield (
             f"{' and '.join(late)} {'is' if len(late) == 1 else 'are'} beyond --max_steps {args.max_steps}: the "
             "method would never start; give an earlier step, or switch it off with 'none'"
         )
     if args.ensemble_start_step is not None and args.eval_strategy == "no":
-        raise UsageError("--ensemble_start_step sums the logits of evaluations: set --eval_strategy steps")
+        yield "--ensemble_start_step sums the logits of evaluations: set --eval_strategy steps"
     on_cuda = torch.cuda.is_available() and not args.use_cpu
     for name in ("fp16", "fp16_full_eval"):
         if getattr(args, name) and not on_cuda:
-            raise UsageError(
-                f"--{name} needs a CUDA GPU; on CPU use --bf16 (mixed precision) or leave it out"
-            )
+            yield f"--{name} needs a CUDA GPU; on CPU use --bf16 (mixed precision) or leave it out"
     if args.weight_averaging_device is not None:
         try:
             torch.device(args.weight_averaging_device)
         except RuntimeError:
-            raise UsageError(
-                f"--weight_averaging_device {args.weight_averaging_device!r} is not a device; e.g. 'cpu' or 'cuda:0'"
-            ) from None
+            yield f"--weight_averaging_device {args.weight_averaging_device!r} is not a device; e.g. 'cpu' or 'cuda:0'"
 
 
-def _check_output(arguments: ExperimentArguments) -> None:
+def _output_problems(arguments: ExperimentArguments) -> Iterator[str]:
     args = arguments.training
     output = Path(args.output_dir)
     if output.exists() and not output.is_dir():
-        raise UsageError(f"--output_dir {args.output_dir!r} is a file, not a folder")
+        yield f"--output_dir {args.output_dir!r} is a file, not a folder"
+    elif args.should_save:
+        yield from output_folder_problems(output, "--output_dir")
     checkpoint = args.resume_from_checkpoint
     if checkpoint is not None and checkpoint not in RESUME_LATEST and not Path(checkpoint).is_dir():
-        raise UsageError(
+        yield (
             f"--resume_from_checkpoint {checkpoint!r} is not a checkpoint folder; give one, or 'True' for the latest "
             "checkpoint in --output_dir"
         )
     if args.push_to_hub:
-        _check_hub_strategy(args.hub_strategy)
-        _check_can_push(args.hub_token)
+        yield from _hub_problems(args.hub_strategy, args.hub_token)
 
 
-def _check_hub_strategy(strategy) -> None:
-    """The runner pushes its output folder once, after `results.json`: the Trainer must not push checkpoints."""
+def output_folder_problems(folder: Path, what: str) -> Iterator[str]:
+    """A folder that cannot be made or written: under a file, or its nearest existing parent not writable."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        yield f"{what} {str(folder)!r} is under {str(existing)!r}, a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        yield f"{what} {str(folder)!r} cannot be written: {str(existing)!r} is not writable"
+
+
+def _hub_problems(strategy, token: str | None) -> Iterator[str]:
+    """The runner pushes its output folder once, after `results.json`: the Trainer must not push checkpoints; and a
+    push needs the network and a token."""
+    from huggingface_hub import get_token
+
     value = getattr(strategy, "value", strategy)
     if value != "end":
-        raise UsageError(
+        yield (
             f"--hub_strategy {value!r} pushes while training; the runner pushes its output folder once, after "
             "the model, its card and results.json are written: use 'end' (the runner's default)"
         )
-
-
-def _check_can_push(token: str | None) -> None:
-    from huggingface_hub import get_token
-
     if _offline():
-        raise UsageError(
-            "--push_to_hub cannot push with HF_HUB_OFFLINE=1: unset it, or leave --push_to_hub out"
-        )
-    if token is None and get_token() is None:
-        raise UsageError("--push_to_hub needs a Hugging Face token: run `hf auth login`, or pass --hub_token")
+        yield "--push_to_hub cannot push with HF_HUB_OFFLINE=1: unset it, or leave --push_to_hub out"
+    elif token is None and get_token() is None:
+        yield "--push_to_hub needs a Hugging Face token: run `hf auth login`, or pass --hub_token"

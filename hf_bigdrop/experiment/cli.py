@@ -205,6 +205,10 @@ def compare_command(argv: list[str]) -> str:
     parser.add_argument("--output", type=Path, help="also write the table (Markdown) to this file")
     parser.add_argument("--plot", type=Path, help="also draw the runs' accuracy curves into this PNG")
     args = parser.parse_args(argv)
+    for flag, path in (("--output", args.output), ("--plot", args.plot)):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            where = "is a folder" if path.is_dir() else f"is in {str(path.parent)!r}, which is not a folder"
+            raise UsageError(f"{flag} {str(path)!r} {where}: give a file in an existing folder")
     try:
         runs = [RunResults.load(path) for path in args.runs]
     except (FileNotFoundError, ValueError) as error:

@@ -33,6 +33,7 @@ from ..results import COMBINATION_METHODS, RESULTS_FILE, MethodResults, RunResul
 from ..soups import check_compatible_runs, ensemble_runs, greedy_soup, uniform_soup
 from ..training_args import BigDropTrainingArguments
 from .arguments import DataArguments, UsageError
+from .checks import output_folder_problems
 from .outputs import prepare_output_dir, write_atomically
 from .runner import build_trainer, load_splits
 
@@ -100,13 +101,22 @@ def check_combination(
         raise UsageError(f"unknown method(s) {unknown}; choose among {list(COMBINATION_METHODS)}")
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"--output_dir {str(output_dir)!r} is a file, not a folder")
+    for problem in output_folder_problems(output_dir, "--output_dir"):
+        raise UsageError(problem)
     try:
         folders = check_compatible_runs(run_dirs)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(" ".join(str(error).split())) from None
     for folder in folders:
         weights = folder / "model.safetensors"
-        problem = safetensors_problem(weights) if weights.is_file() else None
+        if weights.is_file():
+            problem = safetensors_problem(weights)
+        elif (folder / "model.safetensors.index.json").is_file():
+            problem = None  # sharded weights: checked as they load
+        else:
+            problem = (
+                "holds no model weights (model.safetensors): a run that finished keeps its selected model"
+            )
         if problem is not None:
             raise UsageError(f"run {str(folder)!r}: {problem}")
     target = output_dir.resolve()
