@@ -8,6 +8,7 @@ the weights by `save_pretrained` and must run where `hf_bigdrop` is not installe
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import tempfile
@@ -310,7 +311,7 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             # folder that the model must not remember: it takes the instance's own name (or none), which is what
             # peft records as `base_model_name_or_path`.
             name = name_or_path.name_or_path or name_or_path.config.name_or_path or ""
-            with tempfile.TemporaryDirectory(prefix="bigdrop-backbone-") as folder:
+            with tempfile.TemporaryDirectory(prefix="bigdrop-backbone-") as folder, _no_progress_bars():
                 name_or_path.save_pretrained(folder)
                 model = cls.from_backbone(
                     folder,
@@ -380,6 +381,19 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                 model._init_weights(module)
         model.name_or_path = str(name_or_path)
         return model
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers' progress bars off for a while (saving and reloading an instance through a temporary folder is
+    an implementation detail, not a download the user waits for), then as they were."""
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
 
 
 def _drop_load_report(record) -> bool:

@@ -132,6 +132,10 @@ class BigDropTrainingArguments(TrainingArguments):
             # transformers refuses bf16 without a GPU unless use_cpu is set; with no accelerator the run is on the CPU
             # anyway, where bf16 autocast works (about twice the fp32 speed on CPUs with AVX512-BF16 or AMX).
             self.use_cpu = True
+        if self.use_cpu or not torch.accelerator.is_available():
+            self.dataloader_pin_memory = (
+                False  # pinned memory serves copies to an accelerator; torch warns without one
+            )
         if self.oracle_selection:
             warnings.warn(
                 "oracle_selection is deprecated: use selection_strategy='oracle'", FutureWarning, stacklevel=2

@@ -241,6 +241,14 @@ def test_bf16_on_a_machine_without_accelerator_runs_on_the_cpu(tmp_path, monkeyp
     assert arguments.training.bf16 and arguments.training.use_cpu
 
 
+def test_memory_is_not_pinned_without_an_accelerator(tmp_path, monkeypatch):
+    # Pinned memory only speeds copies to an accelerator; torch warns when it is asked for without one.
+    arguments = parse_experiment_arguments(["--output_dir", str(tmp_path), "--use_cpu"])
+    assert arguments.training.dataloader_pin_memory is False
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    assert parse_experiment_arguments(["--output_dir", str(tmp_path)]).training.dataloader_pin_memory is False
+
+
 @pytest.mark.parametrize("recipe", ["digits", "styles", "emoji", "emoji_sgd"])
 def test_every_shipped_recipe_runs_small_with_its_averaging_switched_off(recipe, tmp_path, no_work):
     small = [

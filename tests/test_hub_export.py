@@ -141,3 +141,21 @@ def test_a_model_without_an_image_processor_says_so_when_saved(tmp_path):
         logger.removeHandler(handler)
     assert any("No image processor saved" in m and "preprocessing=" in m for m in messages), messages
     assert not (tmp_path / "saved" / "preprocessor_config.json").exists()
+
+
+def test_a_model_from_an_instance_shows_no_progress_bars(capsys):
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()
+    try:
+        BigDropForImageClassification.from_backbone(build_classifier("vit"), num_labels=3)
+        assert transformers_logging.is_progress_bar_enabled()  # as it was
+    finally:
+        (
+            transformers_logging.enable_progress_bar
+            if was_enabled
+            else transformers_logging.disable_progress_bar
+        )()
+    captured = capsys.readouterr()
+    assert "%|" not in captured.err and "it/s]" not in captured.err, captured.err
