@@ -11,7 +11,11 @@ and under `trust_remote_code` like any other. `peft` is the optional extra `lora
 
 from __future__ import annotations
 
+import contextlib
+import os
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +32,8 @@ __all__ = [
     "is_lora_model",
     "lora_argument_problems",
     "merge_lora",
+    "no_vocabulary_warning",
+    "save_adapter",
 ]
 
 LORA_EXTRA_HINT = 'pip install "hf-bigdrop[lora]"'
@@ -217,6 +223,26 @@ def _check_mergeable(wrapped, adaptable: list[str]) -> None:
             f"weights (grouped or depthwise convolutions, or convolutions that pad themselves like timm's "
             f"Conv2dSame): {unmergeable[:4]}{' ...' if len(unmergeable) > 4 else ''}; choose among {adaptable}"
         )
+
+
+# peft's "auto" check for a resized vocabulary looks for the base model's config.json and warns when its name is not a
+# folder or a reachable Hub repository (an embedded backbone, offline): an image model has no vocabulary to check.
+_VOCABULARY_WARNING = "Could not find a config file in .* - will assume that the vocabulary was not modified"
+
+
+@contextlib.contextmanager
+def no_vocabulary_warning():
+    """peft's warning about a vocabulary, meaningless for an image model, off while a LoRA model saves."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_VOCABULARY_WARNING)
+        yield
+
+
+def save_adapter(model, folder: str | os.PathLike) -> None:
+    """Saves the adapters of `model` (from `add_lora`) and its trained head into `folder` (peft's format, loadable with
+    `peft.PeftModel.from_pretrained` onto the same base), without peft's blank card template or vocabulary check."""
+    model.save_pretrained(folder, save_embedding_layers=False)
+    (Path(folder) / "README.md").unlink(missing_ok=True)  # the run's own card describes the adapter
 
 
 def merge_lora(model) -> BigDropForImageClassification:

@@ -19,6 +19,7 @@ in `hf_bigdrop.metric_keys`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import math
 from functools import partial
@@ -42,6 +43,7 @@ from .checkpoints import checkpoint_problem, last_complete_checkpoint
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids
 from .data.preprocessed import DecodedImages, PreprocessedImages
 from .evaluation import summarize_domain_metrics
+from .lora import is_lora_model, no_vocabulary_warning
 from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
 from .optimization import classifier_parameter_groups, step_schedule
 from .progress import EvaluationPrinterCallback, EvaluationProgressCallback
@@ -146,7 +148,8 @@ class BigDropTrainer(Trainer):
         checkpoints: writing the averaging files here makes them part of the checkpoint before it counts as complete
         and before an older one can be removed.
         """
-        super().save_model(output_dir, _internal_call=_internal_call)
+        with no_vocabulary_warning() if is_lora_model(self.model) else contextlib.nullcontext():
+            super().save_model(output_dir, _internal_call=_internal_call)
         folder = Path(output_dir or self.args.output_dir)
         if _internal_call and folder.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and self.args.should_save:
             for callback in self._averaging_callbacks():

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import pytest
 import torch
 from helpers import tiny_flags
 from PIL import Image
 from safetensors.torch import load_file
-from tiny_models import pixel_batch, save_classifier
+from tiny_models import pixel_batch, save_classifier, tiny_config
 from transformers import AutoModelForImageClassification, pipeline
 
 from hf_bigdrop import BigDropForImageClassification
@@ -220,3 +221,17 @@ def test_the_default_targets_follow_the_backbone_family(tmp_path):
     wrapped = add_lora(lite0, r=4)  # the runner's default (--lora_target_modules auto) works on every recipe
     adapted = {name.rsplit(".", 1)[-1] for name, m in wrapped.named_modules() if hasattr(m, "lora_A")}
     assert adapted == {"conv_pw", "conv_pwl", "conv_head"}
+
+
+def test_an_adapter_of_an_embedded_backbone_saves_without_peft_vocabulary_warnings(tmp_path):
+    # peft looks for the base's config.json to check a resized vocabulary; an embedded name is no folder or repository.
+    from hf_bigdrop.lora import save_adapter
+
+    model = BigDropForImageClassification(tiny_config())
+    model.name_or_path = "embedded:efficientnet-lite0"
+    adapted = add_lora(model, r=2, target_modules=["convolution"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_adapter(adapted, tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (tmp_path / "adapter" / "README.md").exists()

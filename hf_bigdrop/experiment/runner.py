@@ -37,7 +37,7 @@ from ..data import (
 from ..data.preprocessed import decode_for_training, preprocess_for_evaluation
 from ..data.resolving import registered_dataset
 from ..evaluation import per_domain_eval_sets
-from ..lora import add_lora, is_lora_model, merge_lora
+from ..lora import add_lora, is_lora_model, merge_lora, save_adapter
 from ..metrics import make_compute_metrics
 from ..modelcard import write_model_card
 from ..modeling_bigdrop import BigDropForImageClassification
@@ -252,10 +252,7 @@ def write_run_outputs(trainer: BigDropTrainer, results: RunResults) -> None:
         # The adapter (with the trained head) in `adapter/`, and the merged model as the folder's BigDrop
         # checkpoint: pipeline, trust_remote_code, soups and combinations read it like any run's.
         if trainer.is_world_process_zero():
-            adapter = Path(args.output_dir) / ADAPTER_FOLDER
-            trainer.model.save_pretrained(adapter)
-            # peft writes a blank card template there: the folder's own card describes the adapter.
-            (adapter / "README.md").unlink(missing_ok=True)
+            save_adapter(trainer.model, Path(args.output_dir) / ADAPTER_FOLDER)
         trainer.model = merge_lora(trainer.model)
     # `_internal_call`: the Trainer pushes on a user's `save_model`; the push comes once, below, after results.json.
     trainer.save_model(args.output_dir, _internal_call=True)
