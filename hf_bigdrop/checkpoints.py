@@ -19,7 +19,14 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-__all__ = ["TRAINER_STATE_FILE", "checkpoint_problem", "last_complete_checkpoint", "safetensors_problem"]
+__all__ = [
+    "TRAINER_STATE_FILE",
+    "ResumeError",
+    "checkpoint_problem",
+    "last_complete_checkpoint",
+    "resume_checkpoint",
+    "safetensors_problem",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -116,3 +123,29 @@ def last_complete_checkpoint(output_dir: str | os.PathLike, required: Iterable[s
             return str(path)
         logger.warning("Not resuming from %s: %s; trying the previous checkpoint.", path, problem)
     return None
+
+
+class ResumeError(ValueError):
+    """A run cannot resume as asked: no complete checkpoint, or the one named is incomplete or damaged."""
+
+
+def resume_checkpoint(
+    output_dir: str | os.PathLike, checkpoint: str | os.PathLike | bool, required: Iterable[str] = ()
+) -> str:
+    """The checkpoint to resume from: with `True` the newest complete one of `output_dir`, else `checkpoint` itself,
+    which must be complete. The one rule (and wording) of the trainer and the runner.
+
+    Raises:
+        `ResumeError`: no complete checkpoint in `output_dir`, or `checkpoint` incomplete or damaged (the message
+            names the missing or damaged file).
+    """
+    required = tuple(required)
+    if checkpoint is True:
+        latest = last_complete_checkpoint(output_dir, required)
+        if latest is None:
+            raise ResumeError(f"cannot resume: no complete checkpoint-* folder in {output_dir}")
+        return latest
+    problem = checkpoint_problem(checkpoint, required)
+    if problem is not None:
+        raise ResumeError(f"cannot resume from {checkpoint}: {problem}")
+    return str(checkpoint)

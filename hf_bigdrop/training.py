@@ -39,7 +39,7 @@ from .averaging import (
     WeightAveragingCallback,
     has_trained_batchnorm,
 )
-from .checkpoints import checkpoint_problem, last_complete_checkpoint
+from .checkpoints import resume_checkpoint
 from .data import DomainBalancedBatchSampler, SeededBatchSampler, SeededDataset, domain_ids
 from .data.preprocessed import DecodedImages, PreprocessedImages
 from .evaluation import summarize_domain_metrics
@@ -125,18 +125,11 @@ class BigDropTrainer(Trainer):
         With `resume_from_checkpoint=True`, the newest *complete* checkpoint of `output_dir` is used
         (`hf_bigdrop.checkpoints.last_complete_checkpoint`): a newer one that a crash left incomplete or damaged is
         skipped with a warning that names what is wrong. A checkpoint named explicitly must be complete (else a
-        `ValueError` names the missing or damaged file).
+        `hf_bigdrop.checkpoints.ResumeError` names the missing or damaged file).
         """
         checkpoint = resume_from_checkpoint
-        required = checkpoint_files(self.args)
-        if checkpoint is True:
-            checkpoint = last_complete_checkpoint(self.args.output_dir, required)
-            if checkpoint is None:
-                raise ValueError(f"No complete checkpoint to resume from in {self.args.output_dir}.")
-        elif checkpoint:
-            problem = checkpoint_problem(checkpoint, required)
-            if problem is not None:
-                raise ValueError(f"Cannot resume from {checkpoint}: {problem}.")
+        if checkpoint:
+            checkpoint = resume_checkpoint(self.args.output_dir, checkpoint, checkpoint_files(self.args))
         for callback in self._averaging_callbacks():
             callback.resume_from = checkpoint or None
         return super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)

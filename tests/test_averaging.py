@@ -18,6 +18,7 @@ from hf_bigdrop.averaging import (
     WeightAveragingCallback,
     average_state_dicts,
 )
+from hf_bigdrop.checkpoints import ResumeError
 from hf_bigdrop.data import DomainCollator, apply_transforms
 from hf_bigdrop.evaluation import per_domain_eval_sets
 from hf_bigdrop.metrics import make_compute_metrics
@@ -269,9 +270,11 @@ def test_a_checkpoint_without_its_averaging_state_is_never_resumed_silently(tmp_
         p.name for p in checkpoint.iterdir()
     }
     (checkpoint / missing).unlink()
-    with pytest.raises(ValueError, match="No complete checkpoint"):  # the latest complete one: none is left
+    with pytest.raises(
+        ResumeError, match="cannot resume: no complete checkpoint"
+    ):  # the latest complete one: none is left
         _trainer(tmp_path, save_strategy="steps", save_steps=3).train(resume_from_checkpoint=True)
-    with pytest.raises(ValueError, match=f"Cannot resume from .*checkpoint-3: {missing} is missing"):
+    with pytest.raises(ResumeError, match=f"cannot resume from .*checkpoint-3: {missing} is missing"):
         _trainer(tmp_path, save_strategy="steps", save_steps=3).train(resume_from_checkpoint=str(checkpoint))
 
 

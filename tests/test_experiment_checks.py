@@ -95,7 +95,10 @@ BAD_FLAGS = [
         ["--resume_from_checkpoint", "/no/such/checkpoint"],
         r"'/no/such/checkpoint' is not a checkpoint folder",
     ),
-    (["--resume_from_checkpoint", "True"], r"no complete checkpoint-\* folder in"),
+    (
+        ["--resume_from_checkpoint", "True"],
+        r"--resume_from_checkpoint: cannot resume: no complete checkpoint-\* folder in",
+    ),
     (["--push_to_hub", "True"], r"--push_to_hub cannot push with HF_HUB_OFFLINE=1"),
     (
         ["--push_to_hub", "True", "--hub_strategy", "every_save"],

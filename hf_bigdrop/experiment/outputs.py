@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..checkpoints import checkpoint_problem, last_complete_checkpoint
+from ..checkpoints import ResumeError, last_complete_checkpoint, resume_checkpoint
 from ..results import RESULTS_FILE, RunResults
 from .arguments import ExperimentArguments, RunArguments, UsageError, changed_arguments
 
@@ -106,16 +106,14 @@ def checkpoint_to_resume(
         `UsageError`: resuming with no complete checkpoint, an explicit checkpoint that is incomplete or damaged,
             or an earlier run in the folder with neither resuming nor `overwrite_output_dir`.
     """
-    if resume_from_checkpoint in RESUME_LATEST:
-        latest = last_complete_checkpoint(output_dir, required_files)
-        if latest is None and not missing_ok:
-            raise UsageError(f"--resume_from_checkpoint: no complete checkpoint-* folder in {output_dir}")
-        return latest
     if resume_from_checkpoint is not None:
-        problem = checkpoint_problem(resume_from_checkpoint, required_files)
-        if problem is not None:
-            raise UsageError(f"cannot resume from {resume_from_checkpoint}: {problem}")
-        return resume_from_checkpoint
+        latest = resume_from_checkpoint in RESUME_LATEST
+        if latest and missing_ok and last_complete_checkpoint(output_dir, required_files) is None:
+            return None
+        try:
+            return resume_checkpoint(output_dir, True if latest else resume_from_checkpoint, required_files)
+        except ResumeError as error:
+            raise UsageError(f"--resume_from_checkpoint: {error}") from None
     earlier = earlier_run_files(output_dir)
     if earlier and not run_args.overwrite_output_dir:
         raise UsageError(
