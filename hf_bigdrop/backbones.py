@@ -40,9 +40,8 @@ import torch
 
 from .cache import CACHE_ENV_VAR, build_once, default_cache_root
 from .convert_efficientnet_lite import convert_efficientnet_pytorch_lite
-
-EMBEDDED_PREFIX = "embedded:"
-"""Names that start with this prefix refer to an embedded backbone (see `EMBEDDED_BACKBONES`)."""
+from .data.transforms import evaluation_preprocessing
+from .names import EMBEDDED_PREFIX, is_embedded_backbone
 
 # Bump when the files written by a build change; cached folders with another version are rebuilt.
 _BUILD_FORMAT_VERSION = 1
@@ -135,21 +134,6 @@ EMBEDDED_BACKBONES: dict[str, EmbeddedBackboneSpec] = {_EFFICIENTNET_LITE0.name:
 """Registry of embedded backbones, by name (`"embedded:<name>"`)."""
 
 
-def is_embedded_backbone(name: object) -> bool:
-    """Tells whether `name` refers to an embedded backbone.
-
-    Any string with the `"embedded:"` prefix counts (known or not), so that a misspelt name reaches
-    `embedded_backbone_path` and fails with the list of known names instead of a Hub lookup.
-
-    Args:
-        name (`object`): A backbone name or path (non-strings give `False`).
-
-    Returns:
-        `bool`: Whether `name` starts with `"embedded:"`.
-    """
-    return isinstance(name, str) and name.startswith(EMBEDDED_PREFIX)
-
-
 def resolve_backbone_name(name_or_path: str | os.PathLike) -> str:
     """Returns what `from_pretrained` loads for a backbone name: an embedded backbone's checkpoint folder.
 
@@ -220,8 +204,6 @@ def backbone_preprocessing(
         evaluation size, mean and std, read by `hf_bigdrop.data.image_spec_from_processor`), or `None` when neither
         an image processor nor a timm config says.
     """
-    # Imported here, not at import time: `hf_bigdrop.data` imports this module (through `hf_bigdrop.hub`).
-    from .data.transforms import evaluation_preprocessing
 
     try:
         processor = load_backbone_image_processor(source, **hub_kwargs)

@@ -7,25 +7,7 @@ import os
 from pathlib import Path
 
 from .backbones import EMBEDDED_BACKBONES, is_embedded_backbone, timm_pretrained_cfg
-
-
-def is_hub_id(name: str | os.PathLike) -> bool:
-    """Tells whether `name` reads as a Hub repository id (`"owner/name"`) rather than a local path or an embedded name.
-
-    Args:
-        name (`str` or `os.PathLike`): A backbone or dataset name, Hub id or path.
-
-    Returns:
-        `bool`: `True` for `"timm/resnet50.tv2_in1k"`; `False` for an existing path, a relative or absolute path
-        (`"./x"`, `"/x/y"`), a bare name (`"digits"`), or `"embedded:..."`.
-    """
-    name = os.fspath(name)
-    return (
-        name.count("/") == 1
-        and not name.startswith(("/", "."))
-        and not is_embedded_backbone(name)
-        and not Path(name).exists()
-    )
+from .names import is_hub_id
 
 
 def backbone_hub_id(name: str | os.PathLike) -> str | None:

@@ -42,7 +42,7 @@ ALL_LINEAR = "all-linear"
 # The default: the layers `default_target_modules` picks for the backbone's family.
 AUTO = "auto"
 # Trained and saved in full beside the adapters: the linear head after the dropout.
-HEAD_MODULES = ("classifier",)
+HEAD_MODULES = (BigDropForImageClassification.head_module_name,)
 # Layers whose adapters merge exactly into the weights: plain linear layers and convolutions without groups.
 _MERGEABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

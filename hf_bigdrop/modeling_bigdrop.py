@@ -124,6 +124,9 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             randomly initialised backbone; use [`from_backbone`] or `from_pretrained` for trained weights.
     """
 
+    # The linear head after the dropout, by its attribute name: what LoRA trains in full and what
+    # `classifier_lr_multiplier` scales (the name transformers' own image classifiers use).
+    head_module_name = "classifier"
     # Maps a backbone name to the folder or Hub id that [`from_backbone`] loads; `None` loads names as given.
     # `import hf_bigdrop` sets `hf_bigdrop.backbones.resolve_backbone_name`, which builds the embedded backbones.
     backbone_resolver: Callable[[str | os.PathLike], str] | None = None

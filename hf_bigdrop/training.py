@@ -45,6 +45,7 @@ from .data.preprocessed import DecodedImages, PreprocessedImages
 from .evaluation import summarize_domain_metrics
 from .lora import is_lora_model, no_vocabulary_warning
 from .metric_keys import METHOD_TAGS, eval_set_name, method_prefix, metric_key, parse_metric_key
+from .modeling_bigdrop import BigDropForImageClassification
 from .optimization import classifier_parameter_groups, step_schedule
 from .progress import EvaluationPrinterCallback, EvaluationProgressCallback
 from .selection import Selection, select_all
@@ -221,10 +222,12 @@ class BigDropTrainer(Trainer):
         multiplier = self.args.classifier_lr_multiplier
         if multiplier == 1.0:
             return super().create_optimizer(model)
-        head = getattr(model, "classifier", None)
+        # A BigDrop model names its head; transformers' image classifiers use the same name.
+        name = getattr(model, "head_module_name", BigDropForImageClassification.head_module_name)
+        head = getattr(model, name, None)
         if not isinstance(head, torch.nn.Module):
             raise ValueError(
-                f"classifier_lr_multiplier={multiplier} needs a model with a `classifier` module; "
+                f"classifier_lr_multiplier={multiplier} needs a model with a `{name}` module; "
                 f"{type(model).__name__} has none."
             )
         optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs

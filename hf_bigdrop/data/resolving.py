@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..hub import is_hub_id
+from ..names import is_hub_id
 from .registry import DomainDatasetInfo, get_dataset_info, list_datasets
 
 __all__ = ["LAYOUT", "Source", "local_kind", "registered_dataset", "resolve_source"]

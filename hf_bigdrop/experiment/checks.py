@@ -17,9 +17,9 @@ from ..data.loading import sampling_problems
 from ..data.registry import held_out_domains
 from ..data.resolving import LAYOUT, local_kind, registered_dataset
 from ..data.sources import scan_folder
-from ..hub import is_hub_id
 from ..lora import LORA_EXTRA_HINT, add_lora, lora_argument_problems
 from ..modeling_bigdrop import BigDropForImageClassification
+from ..names import is_hub_id
 from ..selection import LAST_STEP, selection_rule
 from .arguments import ExperimentArguments, UsageError
 from .outputs import RESUME_LATEST
