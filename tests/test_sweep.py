@@ -20,10 +20,11 @@ from hf_bigdrop.experiment.collect import (
     collect,
     combination_plan,
     learning_curves,
-    replace_between_markers,
-    table_markers,
 )
-from hf_bigdrop.experiment.sweep import Sweep, Task, launch_local, launch_slurm
+from hf_bigdrop.experiment.doc_pages import replace_between_markers, table_markers
+from hf_bigdrop.experiment.launchers import Task, launch_local, launch_slurm
+from hf_bigdrop.experiment.report import results_table, selection_table, sweep_report
+from hf_bigdrop.experiment.sweep import Sweep
 from hf_bigdrop.results import MethodResults, RunResults
 
 
@@ -262,11 +263,11 @@ def test_selection_per_method_across_hyperparameters(tmp_path):
     assert live[(erm, "live")].test["a"] == {0: 0.50, 1: 0.60}
     assert live[(erm, "trajectory_wa")].test["a"] == {0: 0.60}
     assert live[(big, "live")].test["a"] == {0: 0.90, 1: 0.85}
-    table = results.table()
+    table = results_table(results)
     assert (
         "| ERM | 55.0 ± 7.1 (n=2) | 30.0 (n=1) | 40.0 (n=1) |" in table
     )  # seed 0 alone finished both domains
-    chosen = results.selection_table()
+    chosen = selection_table(results)
     assert (
         "seed 0: learning_rate=0.01 (step 100, of 2)" in chosen
         and "seed 1: learning_rate=0.01 (step 100, of 1)" in chosen
@@ -307,7 +308,7 @@ def test_oracle_selection_reads_the_held_out_validation_part_never_the_reported_
     assert (
         dict(choice.hyperparameters) == {"learning_rate": 0.01} and choice.record.mean_test_accuracy == 0.50
     )
-    assert "Oracle selection" in oracle.report()
+    assert "Oracle selection" in sweep_report(oracle)
 
 
 def test_results_of_another_setting_never_count_as_finished(tmp_path):
@@ -495,3 +496,11 @@ def test_a_killed_job_of_other_arguments_starts_over(tmp_path):
     )
     assert job.changes() == ["dropout_rate 0.5 -> 0.9"] and not job.finished
     assert job.checkpoint() is None and job.argv()[-2:] == ["--overwrite_output_dir", "True"]
+
+
+def test_launchers_are_a_registry():
+    from hf_bigdrop.experiment.launchers import LAUNCHERS, launch
+
+    assert set(LAUNCHERS) == {"local", "slurm"}
+    with pytest.raises(UsageError, match=r"unknown launcher 'pbs'; choose one of \['local', 'slurm'\]"):
+        launch([], None, "pbs")

@@ -7,8 +7,10 @@
 - `outputs`: what a run leaves in its folder, and the resume policy;
 - `runner`: one run, or one per held-out domain (`run_experiments`);
 - `combine`: soups and ensembles of finished runs (`combine_runs`);
-- `sweep`: a grid of runs and how they are launched (`Sweep`, `launch`);
-- `collect`: the finished runs of a sweep, selected per method across hyperparameters, as tables and figures.
+- `sweep`: a grid of runs, its file's schema and its jobs (`Sweep`, `Job`);
+- `launchers`: running a sweep's jobs and combinations (`run_sweep`, `LAUNCHERS`);
+- `collect`: the finished runs of a sweep, selected per method across hyperparameters (`collect`, `SweepResults`);
+- `report`: those results as Markdown and CSV tables and figures; `doc_pages`: a report's place in a docs page.
 
 Bad arguments raise `UsageError` (one line, before any work); anything that fails later raises with its traceback.
 """

@@ -67,22 +67,20 @@ def run_command(argv: list[str]) -> list[RunResults]:
 def sweep_command(argv: list[str]) -> str:
     """`sweep`: checks every job, runs the unfinished ones (and the combinations), then writes the table."""
     from ..selection import TRAINING_DOMAIN_VALIDATION, across_runs
-    from .collect import (
-        SPREADS,
-        collect,
-        combination_plan,
-        combination_results,
-        write_sweep_report,
-    )
-    from .combine import combine_runs
-    from .sweep import LAUNCHERS, Sweep, job_tasks, launch
+    from .collect import SPREADS, collect
+    from .doc_pages import replace_between_markers
+    from .launchers import LAUNCHERS, pending_commands, run_sweep
+    from .report import write_sweep_report
+    from .sweep import Sweep
 
     parser = argparse.ArgumentParser(
         prog="hf-bigdrop sweep", description="A grid of experiments and its table.", allow_abbrev=False
     )
     parser.add_argument("sweep", help="the sweep file (YAML; see hf_bigdrop.experiment.sweep)")
     parser.add_argument("--jobs", type=int, default=1, help="local launcher: run this many jobs at once")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="local", help="local (default) or slurm")
+    parser.add_argument(
+        "--launcher", choices=list(LAUNCHERS), default="local", help="local (default) or slurm"
+    )
     parser.add_argument(
         "--print-commands", action="store_true", help="print the unfinished jobs' commands, stop"
     )
@@ -116,47 +114,21 @@ def sweep_command(argv: list[str]) -> str:
     if args.report is not None and not args.report.is_file():
         raise UsageError(f"--report {str(args.report)!r} is not a file")
     sweep = Sweep.load(args.sweep)
-    slurm = args.launcher == "slurm"
     failed = []
     if not args.collect_only:
-        jobs = sweep.check()
-        changed = [(job, changes) for job in jobs if (changes := job.changes())]
-        if changed and not args.rerun_changed:
-            job, changes = changed[0]
-            others = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-            raise UsageError(
-                f"{job.output_dir}{others} hold(s) a run of other arguments than the sweep's now "
-                f"({'; '.join(changes[:4])}): the recipe, the sweep file or its grid changed since. Pass "
-                "--rerun-changed to run those jobs again (their runs are replaced), or give the sweep another "
-                "output_dir"
-            )
-        tasks = job_tasks(jobs, accelerate=slurm)
+        jobs = sweep.check(rerun_changed=args.rerun_changed)
         if args.print_commands:
-            for task in tasks:
-                print(" ".join(task.command))
-            for combination in combination_plan(sweep, collect(sweep).selected):
-                if combination_results(combination.folder, combination.members) is None:
-                    runs = " ".join(str(member) for member in combination.members)
-                    print(
-                        f"{sys.executable} -m hf_bigdrop.experiment combine {runs} --output_dir {combination.folder}"
-                    )
+            print("\n".join(pending_commands(sweep, jobs, args.launcher)))
             return ""
         _logging()
         start = time.time()
-        print(
-            f"{len(jobs) - len(tasks)} of {len(jobs)} jobs already finished; running {len(tasks)}", flush=True
-        )
-        failed = launch(tasks, sweep, args.launcher, args.jobs)
-        selected = collect(sweep).selected
-        for combination in combination_plan(sweep, selected):
-            if combination_results(combination.folder, combination.members) is None:
-                # The sweep's own combination folder: made by the sweep, replaced when its members changed.
-                combine_runs(list(combination.members), combination.folder, overwrite=True)
+        failed = run_sweep(sweep, jobs, args.launcher, args.jobs)
         print(f"sweep ran for {(time.time() - start) / 3600:.2f} h", flush=True)
         if failed:
             print("failed (see their logs):\n" + "\n".join(t.name for t in failed), file=sys.stderr)
-    results = collect(sweep, args.selection)
-    text = write_sweep_report(results, args.error, args.report, name=Path(args.sweep).stem)
+    text = write_sweep_report(collect(sweep, args.selection), args.error)
+    if args.report is not None:
+        replace_between_markers(args.report, text, Path(args.sweep).stem)
     print(text)
     if failed:
         raise SystemExit(1)

@@ -14,7 +14,6 @@ Soups and run ensembles combine, per method and held-out domain, the seeds' runs
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,26 +25,23 @@ from ..metric_keys import accuracies_by_step
 from ..metrics import mean_domain_accuracy
 from ..results import RESULTS_FILE, MethodResults, RunResults
 from ..selection import TRAINING_DOMAIN_VALIDATION, across_runs, selection_rule
-from ..tables import markdown_table, mean_spread_cell, method_order, method_title
+from ..tables import mean_spread_cell, method_order, method_title
 from .paired import PairedDifference, paired_difference
 from .sweep import Job, Sweep, setting_name
 
 __all__ = [
     "Cell",
     "Combination",
+    "SPREADS",
     "Selected",
     "SweepResults",
     "collect",
     "combination_plan",
     "learning_curves",
-    "replace_between_markers",
+    "pending_combinations",
     "select_per_method",
     "summarize",
-    "table_markers",
-    "write_sweep_report",
 ]
-
-SPREADS = {"std": "sample std (ddof 1)", "sem": "standard error (DomainBed: std with ddof 0 / sqrt(n))"}
 
 
 @dataclass(frozen=True)
@@ -158,6 +154,15 @@ def combination_results(folder: Path, members: Sequence[Path]) -> RunResults | N
     return results if [Path(m) for m in results.members] == [Path(m) for m in members] else None
 
 
+def pending_combinations(sweep: Sweep, selected: Sequence[Selected]) -> list[Combination]:
+    """The combinations of `combination_plan` not yet made with their current members."""
+    return [
+        combination
+        for combination in combination_plan(sweep, selected)
+        if combination_results(combination.folder, combination.members) is None
+    ]
+
+
 @dataclass
 class Cell:
     """Mean, spread and number of values of one table cell (accuracies as fractions)."""
@@ -168,6 +173,10 @@ class Cell:
 
     def __str__(self) -> str:
         return mean_spread_cell(self.mean, self.spread, self.n)
+
+
+SPREADS = {"std": "sample std (ddof 1)", "sem": "standard error (DomainBed: std with ddof 0 / sqrt(n))"}
+"""The spreads over seeds a cell can hold, and what each is."""
 
 
 def summarize(values: Sequence[float], spread: str = "std") -> Cell:
@@ -227,42 +236,6 @@ class SweepResults:
     wall_time_runs: float
     wall_time_combinations: float
 
-    def table(self, spread: str = "std") -> str:
-        """Held-out accuracy (%) per method: per held-out domain and averaged, mean ± spread (n = seeds)."""
-        header = ["method", *(f"held out {d}" for d in self.domains), "average"]
-        rows = [[row.title, *map(str, row.cells(self.domains, spread))] for row in self.rows]
-        return markdown_table(header, rows)
-
-    def validation_table(self, spread: str = "std") -> str:
-        """Mean training-domain validation accuracy (%) of the same selections, per held-out domain."""
-        header = ["method", *(f"held out {d}" for d in self.domains), "average"]
-        rows = [
-            [row.title, *map(str, row.cells(self.domains, spread, which="validation"))]
-            for row in self.rows
-            if row.validation
-        ]
-        return markdown_table(header, rows)
-
-    def selection_table(self) -> str:
-        """Which setting of the hyperparameters each selection picked, and at which step (empty: no hyperparameters)."""
-        if not self.sweep.hyperparameters:
-            return ""
-        by_row: dict[tuple, dict[str, list[str]]] = {}
-        for choice in sorted(self.selected, key=lambda c: c.seed):
-            picked = ", ".join(f"{k}={v}" for k, v in choice.hyperparameters)
-            cell = (
-                f"seed {choice.seed}: {picked} (step {choice.record.selected_step}, of {choice.candidates})"
-            )
-            by_row.setdefault((choice.method_setting, choice.method), {}).setdefault(
-                choice.domain, []
-            ).append(cell)
-        rows = []
-        for row in self.rows:
-            cells = by_row.get((row.method_setting, row.method))
-            if cells is not None:
-                rows.append([row.title, *("<br>".join(cells.get(d, [])) or "–" for d in self.domains)])
-        return markdown_table(["method", *(f"held out {d}" for d in self.domains)], rows)
-
     def paired_differences(self, method: str = "live") -> list[tuple[str, str, PairedDifference]]:
         """For one method (default: the live model), each dropout rate's paired difference with dropout 0 (ERM) at
         the same other method keys: `(treatment title, control title, PairedDifference)`; empty without ERM."""
@@ -280,51 +253,6 @@ class SweepResults:
                         (row.title, control.title, paired_difference(row.test, control.test, self.domains))
                     )
         return found
-
-    def report(self, spread: str = "std") -> str:
-        """The tables with what they show, as Markdown."""
-        rule = selection_rule(self.selection)
-        criterion = rule.criterion
-        oracle = (
-            " **Oracle selection: the held-out domain chose the setting.**"
-            if rule.reads_held_out_domains
-            else ""
-        )
-        hyper = self.sweep.hyperparameters
-        selection = (
-            f"For each method, held-out domain and seed, the setting of {', '.join(hyper)} with the best {criterion} "
-            f"was selected (DomainBed); the table below the first says which.{oracle}"
-            if hyper
-            else ""
-        )
-        text = (
-            f"O.o.d. accuracy (%) of each method, per held-out domain and averaged over held-out domains: mean ± "
-            f"{SPREADS[spread]} over seeds, n = number of seeds (a combination of the seeds counts once). "
-            f"{selection}\n\n{self.table(spread)}\n\n"
-            f"{self.finished} of {self.jobs} runs finished; wall time of the runs {self.wall_time_runs / 3600:.2f} h, "
-            f"of the soups and run ensembles {self.wall_time_combinations / 3600:.2f} h.\n"
-        )
-        chosen = self.selection_table()
-        if chosen:
-            text += f"\nSettings selected ({criterion}):\n\n{chosen}\n"
-        for treatment, control, difference in self.paired_differences():
-            if difference.n:
-                text += (
-                    f"\nPaired difference of the selected models, {treatment} - {control}, per held-out domain and "
-                    f"seed (the same split, test images and batches), with the mean's "
-                    f"{100 * difference.confidence:g}% t-interval over the pairs:\n\n"
-                    f"{difference.table(treatment, control)}\n"
-                )
-        return text
-
-    def write_csv(self, path: Path, spread: str = "std") -> None:
-        """The table's cells, one line per method and held-out domain (and `average`)."""
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["method", "held_out", "mean", spread, "n"])
-            for row in self.rows:
-                for domain, cell in zip([*self.domains, "average"], row.cells(self.domains, spread)):
-                    writer.writerow([row.title, domain, f"{cell.mean:.6f}", f"{cell.spread:.6f}", cell.n])
 
 
 def collect(sweep: Sweep, selection: str = TRAINING_DOMAIN_VALIDATION) -> SweepResults:
@@ -415,47 +343,3 @@ def learning_curves(selected: Sequence[Selected], methods: Sequence[str] = ("liv
             },
         }
     return curves
-
-
-def write_sweep_report(
-    results: SweepResults, spread: str = "std", report_path: Path | None = None, name: str = "sweep"
-) -> str:
-    """Writes `table.md`, `table.csv`, `accuracy.png` (average per method) and `curves.png` (learning curves of the
-    live models and their weight averages) into the sweep's output folder, and the report between the markers of
-    `name` in `report_path` if given. Returns the report."""
-    from .plots import plot_average_accuracy, plot_learning_curves
-
-    folder = results.sweep.output_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    text = results.report(spread)
-    (folder / "table.md").write_text(text)
-    results.write_csv(folder / "table.csv", spread)
-    if results.rows:
-        averages = [row.cells(results.domains, spread)[-1] for row in results.rows]
-        plot_average_accuracy([row.title for row in results.rows], averages, folder / "accuracy.png", spread)
-        curves = learning_curves(results.selected, methods=("live", "trajectory_wa"))
-        if curves:
-            title = (
-                f"{', '.join(results.domains)} held out in turn: mean over held-out domains, ± std over seeds"
-            )
-            plot_learning_curves(curves, folder / "curves.png", title)
-    if report_path is not None:
-        replace_between_markers(Path(report_path), text, name)
-    return text
-
-
-def table_markers(name: str) -> tuple[str, str]:
-    """The comments around a sweep's report in a Markdown page; `name` is the sweep file's stem, so one page can hold
-    the reports of several sweeps."""
-    return f"<!-- sweep-table:start {name} -->", f"<!-- sweep-table:end {name} -->"
-
-
-def replace_between_markers(path: Path, text: str, name: str) -> None:
-    """Puts `text` between the markers of sweep `name` in `path`, keeping the rest of the file."""
-    start, end = table_markers(name)
-    document = path.read_text()
-    if start not in document or end not in document:
-        raise ValueError(f"{path} needs the markers {start} and {end} around the table's place")
-    head, rest = document.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{text}{end}{tail}")

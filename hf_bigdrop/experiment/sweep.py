@@ -1,5 +1,6 @@
-"""A sweep: a grid of experiments (held-out domains x methods x hyperparameters x seeds), checked whole before the
-first job, and launched here (`--jobs N` at once), under Slurm, or by any scheduler from the printed commands.
+"""A sweep: a grid of experiments (held-out domains x methods x hyperparameters x seeds), its file's schema and its
+jobs, checked whole before the first job. `launchers.py` runs them (here, `--jobs N` at once, under Slurm, or by any
+scheduler from the printed commands); `collect.py` reads what they found.
 
 The sweep file (YAML):
 
@@ -29,10 +30,7 @@ import contextlib
 import itertools
 import json
 import os
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,9 +49,8 @@ from .arguments import (
 from .checks import check_experiment_arguments
 from .outputs import leaves_folder, recorded_arguments
 
-__all__ = ["LAUNCHERS", "Job", "Sweep", "launch", "launch_local", "launch_slurm"]
+__all__ = ["Job", "Sweep", "setting_name"]
 
-LAUNCHERS = ("local", "slurm")
 SWEEP_KEYS = ("config", "output_dir", "grid", "arguments", "method_keys", "combine", "slurm")
 # Grid keys that are the table's axes, never hyperparameters.
 AXES = ("test_domains", "seed")
@@ -179,14 +176,19 @@ class Sweep:
                     jobs.append(Job(self, str(domain), setting, int(seed), folder))
         return jobs
 
-    def check(self) -> list[Job]:
-        """Checks every job's arguments (recipe, grid values, domains, backbone) before the first job runs.
+    def check(self, rerun_changed: bool = False) -> list[Job]:
+        """Checks every job's arguments (recipe, grid values, domains, backbone) before the first job runs, and that
+        no job's folder holds a run of other arguments (the recipe, the sweep file or its grid changed since).
+
+        Args:
+            rerun_changed (`bool`, *optional*, defaults to `False`): accept jobs whose folder holds a run of other
+                arguments (they run again, replacing it).
 
         Returns:
             `list[Job]`: the jobs.
 
         Raises:
-            `UsageError`: the first bad job, named by its folder.
+            `UsageError`: the first bad job, named by its folder; or the jobs whose folder holds another run.
         """
         read_recipe(self.config)  # a missing or invalid recipe is named once, not once per job
         known = argument_names()
@@ -201,6 +203,16 @@ class Sweep:
                 check_experiment_arguments(parse_experiment_arguments(job.argv(resume=False)))
             except UsageError as error:
                 raise UsageError(f"job {job.output_dir}: {error}") from None
+        changed = [(job, changes) for job in jobs if (changes := job.changes())]
+        if changed and not rerun_changed:
+            job, changes = changed[0]
+            others = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            raise UsageError(
+                f"{job.output_dir}{others} hold(s) a run of other arguments than the sweep's now "
+                f"({'; '.join(changes[:4])}): the recipe, the sweep file or its grid changed since. Pass "
+                "--rerun-changed to run those jobs again (their runs are replaced), or give the sweep another "
+                "output_dir"
+            )
         return jobs
 
 
@@ -294,117 +306,3 @@ class Job:
         """The job's whole command: `python -m hf_bigdrop.experiment run ...` (or `accelerate launch -m ...`)."""
         launcher = ["accelerate", "launch", "-m"] if accelerate else [sys.executable, "-m"]
         return [*launcher, "hf_bigdrop.experiment", "run", *self.argv()]
-
-
-@dataclass
-class Task:
-    """A command to run, with where its output goes and what it is, for the launchers."""
-
-    command: list[str]
-    log: Path
-    name: str
-
-
-def _slot_environment(slot: int, jobs: int) -> dict[str, str]:
-    """The environment of the `slot`-th of `jobs` concurrent jobs: its share of the CPU cores, and its GPU."""
-    environment = dict(os.environ)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    environment.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
-    gpus = _visible_gpus()
-    if gpus:
-        environment["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-    return environment
-
-
-def _visible_gpus() -> list[str]:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [gpu for gpu in visible.split(",") if gpu.strip()]
-    try:
-        import torch
-
-        return [str(index) for index in range(torch.cuda.device_count())]
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return []
-
-
-def launch_local(tasks: Sequence[Task], jobs: int = 1, poll_seconds: float = 1.0) -> list[Task]:
-    """Runs tasks, `jobs` at a time: on GPUs one slot per GPU in turn (several per GPU when `jobs` is larger), on
-    CPUs the cores split between the slots (`OMP_NUM_THREADS`). Each task's output goes to its log file.
-
-    Returns:
-        `list[Task]`: the tasks that failed.
-    """
-    if jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs}")
-    pending, running, failed = list(tasks), {}, []
-    free = list(range(jobs))
-    total = len(pending)
-    done = 0
-    while pending or running:
-        while pending and free:
-            task, slot = pending.pop(0), free.pop(0)
-            task.log.parent.mkdir(parents=True, exist_ok=True)
-            handle = task.log.open("w")
-            process = subprocess.Popen(
-                task.command, stdout=handle, stderr=subprocess.STDOUT, env=_slot_environment(slot, jobs)
-            )
-            running[process] = (task, slot, handle, time.time())
-            print(f"[{done + len(running)}/{total} started] {task.name} (log: {task.log})", flush=True)
-        time.sleep(poll_seconds if running else 0)
-        for process in [p for p in running if p.poll() is not None]:
-            task, slot, handle, started = running.pop(process)
-            handle.close()
-            free.append(slot)
-            done += 1
-            status = "finished" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
-            print(
-                f"[{done}/{total} done] {task.name} {status} in {(time.time() - started) / 60:.1f} min",
-                flush=True,
-            )
-            if process.returncode != 0:
-                failed.append(task)
-    return failed
-
-
-def launch_slurm(
-    tasks: Sequence[Task], folder: Path, parameters: dict, cluster: str | None = None
-) -> list[Task]:
-    """Submits one Slurm job per task through submitit (`pip install hf-bigdrop[slurm]`), waits, returns failures."""
-    try:
-        import submitit
-    except ImportError as error:
-        raise UsageError("--launcher slurm needs submitit: pip install 'hf-bigdrop[slurm]'") from error
-    executor = submitit.AutoExecutor(folder=str(folder / "slurm_logs"), cluster=cluster)
-    executor.update_parameters(**parameters)
-    submitted = [(executor.submit(submitit.helpers.CommandFunction(task.command)), task) for task in tasks]
-    failed = []
-    for job, task in submitted:
-        try:
-            job.result()
-        except Exception as error:  # noqa: BLE001 - every failure is reported, the sweep goes on
-            print(f"job {job.job_id} ({task.name}) failed: {error}", file=sys.stderr)
-            failed.append(task)
-    return failed
-
-
-def job_tasks(jobs: Sequence[Job], accelerate: bool = False) -> list[Task]:
-    """The tasks of the jobs that have not finished."""
-    return [
-        Task(
-            job.command(accelerate),
-            job.output_dir.with_name(job.output_dir.name + ".log"),
-            str(job.output_dir),
-        )
-        for job in jobs
-        if not job.finished
-    ]
-
-
-def launch(tasks: Sequence[Task], sweep: Sweep, launcher: str = "local", jobs: int = 1) -> list[Task]:
-    """Runs tasks with a launcher of `LAUNCHERS`; returns the failed ones."""
-    if launcher == "slurm":
-        return launch_slurm(tasks, sweep.output_dir, sweep.slurm)
-    if launcher != "local":
-        raise UsageError(f"unknown launcher {launcher!r}; choose one of {list(LAUNCHERS)}")
-    return launch_local(tasks, jobs)
