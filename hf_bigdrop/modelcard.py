@@ -15,9 +15,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .backbones import is_embedded_backbone
 from .data.registry import get_dataset_info
 from .hub import backbone_hub_id, is_hub_id
-from .results import RunResults, domain_table, run_title
+from .results import RunResults
 from .selection import SELECTION_RULES
-from .tables import markdown_table, method_title, percent
+from .tables import domain_table, markdown_table, method_title, percent, run_title
 
 PAPER_URL = "https://arxiv.org/abs/2403.00946"
 CITATION = """@article{zhang2024finetuning,
@@ -310,6 +310,8 @@ def _subsample_item(results: RunResults) -> str:
 
 def _holdout(results: RunResults) -> str:
     fraction = results.holdout_fraction
+    if fraction is None:  # a run whose arguments did not record it
+        return "(a fraction not recorded)"
     return f"{100 * (1 - fraction):.0f}/{100 * fraction:.0f}"
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from .hub import backbone_license
 from .metrics import mean_domain_accuracy
 from .selection import TRAINING_DOMAIN_VALIDATION, TRAJECTORY_METHODS, Selection
-from .tables import markdown_table, method_order, method_title, percent
 
 RESULTS_FILE = "results.json"
 # Every method a results file can hold: along one run (`TRAJECTORY_METHODS`), then combinations of finished runs.
@@ -113,7 +112,7 @@ class RunResults:
         optimizer (`str`): the optimizer (`TrainingArguments.optim`).
         learning_rate (`float | None`): the base learning rate.
         max_steps (`int | None`): the number of optimizer steps.
-        holdout_fraction (`float`): the validation fraction of each training domain.
+        holdout_fraction (`float | None`): the validation fraction of each training domain (`None`: not recorded).
         backbone_license (`str | None`): the licence of the backbone's weights where known
             (`hf_bigdrop.hub.backbone_license`), which the model's licence follows.
         members (`list[str]`): for a combination, the output_dirs of the runs it combines.
@@ -136,7 +135,7 @@ class RunResults:
     optimizer: str = ""
     learning_rate: float | None = None
     max_steps: int | None = None
-    holdout_fraction: float = 0.2
+    holdout_fraction: float | None = None
     backbone_license: str | None = None
     members: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
@@ -250,7 +249,9 @@ class RunResults:
             optimizer=str(getattr(args.optim, "value", args.optim)),
             learning_rate=args.learning_rate,
             max_steps=trainer.state.max_steps,
-            holdout_fraction=float(arguments.get("data", {}).get("holdout_fraction", 0.2)),
+            holdout_fraction=arguments.get("data", {}).get(
+                "holdout_fraction"
+            ),  # as recorded, never a default
             backbone_license=backbone_license(backbone, getattr(config, "backbone_config", None)),
             wall_time_s=wall_time_s,
             arguments=arguments,
@@ -281,78 +282,6 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def domain_table(results: RunResults, method: str | None = None) -> str:
-    """A Markdown table of one method of a run (default: its primary one): every domain, its role, its accuracy."""
-    record = results.methods[method or results.primary_method]
-    rows = [
-        [domain, "held out (o.o.d.)", percent(record.test_accuracy.get(domain))]
-        for domain in results.test_domains
-    ]
-    rows += [
-        [domain, "training (validation split)", percent(record.validation_accuracy.get(domain))]
-        for domain in results.train_domains
-    ]
-    rows += [
-        [domain, "training (fit: training split, dropout off)", percent(record.fit_accuracy[domain])]
-        for domain in results.train_domains
-        if domain in record.fit_accuracy
-    ]
-    rows += [
-        [domain, "held out, known instances (diagnostic)", percent(record.known_accuracy[domain])]
-        for domain in results.test_domains
-        if domain in record.known_accuracy
-    ]
-    bold = len(rows)  # the mean o.o.d. row
-    rows += [
-        ["mean o.o.d.", "", percent(record.mean_test_accuracy)],
-        ["mean training-domain validation", "", percent(record.mean_validation_accuracy)],
-    ]
-    if record.fit_accuracy:
-        rows.append(["mean fit", "", percent(record.mean_fit_accuracy)])
-    return markdown_table(["domain", "role", "accuracy (%)"], rows, bold_rows=[bold])
-
-
-def comparison_table(runs: dict[str, RunResults]) -> str:
-    """A Markdown table with one column per run: per-domain validation and o.o.d. accuracy side by side.
-
-    Args:
-        runs (`dict[str, RunResults]`): column title -> results; the runs should share dataset and domains.
-    """
-    first = next(iter(runs.values()))
-    rows: list[list[object]] = []
-    bold = []
-
-    def row(title: str, values: list[float | None]) -> None:
-        rows.append([title, *(percent(value) for value in values)])
-
-    for domain in first.test_domains:
-        row(f"o.o.d. {domain}", [r.test_accuracy.get(domain) for r in runs.values()])
-    bold.append(len(rows))
-    row("mean o.o.d.", [r.mean_test_accuracy for r in runs.values()])
-    for domain in first.train_domains:
-        row(f"validation {domain}", [r.validation_accuracy.get(domain) for r in runs.values()])
-    row("mean validation", [r.mean_validation_accuracy for r in runs.values()])
-    if any(r.primary.fit_accuracy for r in runs.values()):
-        row("mean fit (training split, dropout off)", [r.primary.mean_fit_accuracy for r in runs.values()])
-    if any(r.primary.known_accuracy for r in runs.values()):
-        row("held out, known instances (diagnostic)", [r.primary.mean_known_accuracy for r in runs.values()])
-    rows.append(["selected step", *(r.selected_step for r in runs.values())])
-    others = {m for r in runs.values() for m in r.methods if m != r.primary_method}
-    for method in sorted(others, key=method_order):
-        records = [r.methods.get(method) for r in runs.values()]
-        row(
-            f"{method_title(method, with_rate=False)}: mean o.o.d.",
-            [m and m.mean_test_accuracy for m in records],
-        )
-    rows.append(["wall time (s)", *(f"{r.wall_time_s:.0f}" for r in runs.values())])
-    return markdown_table(["", *runs], rows, bold_rows=bold)
-
-
-def run_title(results: RunResults) -> str:
-    """The title of a run's primary method: "ERM", "dropout (p=0.9)", "greedy soup (p=0.9)", ..."""
-    return method_title(results.primary_method, results.dropout_rate)
-
-
 __all__ = [
     "COMBINATION_METHODS",
     "METHODS",
@@ -360,8 +289,5 @@ __all__ = [
     "TRAJECTORY_METHODS",
     "MethodResults",
     "RunResults",
-    "comparison_table",
-    "domain_table",
     "library_versions",
-    "run_title",
 ]

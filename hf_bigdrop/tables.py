@@ -10,8 +10,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["METHOD_TITLES", "mean_spread_cell", "markdown_table", "method_title", "percent"]
+if TYPE_CHECKING:  # the records are drawn here, never built: no import of results at run time
+    from .results import RunResults
+
+__all__ = [
+    "METHOD_TITLES",
+    "comparison_table",
+    "domain_table",
+    "mean_spread_cell",
+    "markdown_table",
+    "method_title",
+    "percent",
+    "run_title",
+]
 
 # Method name -> its title; the live model's title depends on its dropout rate (`method_title`).
 METHOD_TITLES = {
@@ -86,3 +99,75 @@ def markdown_table(
             cells = [f"**{cell}**" if cell else cell for cell in cells]
         lines.append(line(cells))
     return "\n".join(lines)
+
+
+def domain_table(results: RunResults, method: str | None = None) -> str:
+    """A Markdown table of one method of a run (default: its primary one): every domain, its role, its accuracy."""
+    record = results.methods[method or results.primary_method]
+    rows = [
+        [domain, "held out (o.o.d.)", percent(record.test_accuracy.get(domain))]
+        for domain in results.test_domains
+    ]
+    rows += [
+        [domain, "training (validation split)", percent(record.validation_accuracy.get(domain))]
+        for domain in results.train_domains
+    ]
+    rows += [
+        [domain, "training (fit: training split, dropout off)", percent(record.fit_accuracy[domain])]
+        for domain in results.train_domains
+        if domain in record.fit_accuracy
+    ]
+    rows += [
+        [domain, "held out, known instances (diagnostic)", percent(record.known_accuracy[domain])]
+        for domain in results.test_domains
+        if domain in record.known_accuracy
+    ]
+    bold = len(rows)  # the mean o.o.d. row
+    rows += [
+        ["mean o.o.d.", "", percent(record.mean_test_accuracy)],
+        ["mean training-domain validation", "", percent(record.mean_validation_accuracy)],
+    ]
+    if record.fit_accuracy:
+        rows.append(["mean fit", "", percent(record.mean_fit_accuracy)])
+    return markdown_table(["domain", "role", "accuracy (%)"], rows, bold_rows=[bold])
+
+
+def comparison_table(runs: dict[str, RunResults]) -> str:
+    """A Markdown table with one column per run: per-domain validation and o.o.d. accuracy side by side.
+
+    Args:
+        runs (`dict[str, RunResults]`): column title -> results; the runs should share dataset and domains.
+    """
+    first = next(iter(runs.values()))
+    rows: list[list[object]] = []
+    bold = []
+
+    def row(title: str, values: list[float | None]) -> None:
+        rows.append([title, *(percent(value) for value in values)])
+
+    for domain in first.test_domains:
+        row(f"o.o.d. {domain}", [r.test_accuracy.get(domain) for r in runs.values()])
+    bold.append(len(rows))
+    row("mean o.o.d.", [r.mean_test_accuracy for r in runs.values()])
+    for domain in first.train_domains:
+        row(f"validation {domain}", [r.validation_accuracy.get(domain) for r in runs.values()])
+    row("mean validation", [r.mean_validation_accuracy for r in runs.values()])
+    if any(r.primary.fit_accuracy for r in runs.values()):
+        row("mean fit (training split, dropout off)", [r.primary.mean_fit_accuracy for r in runs.values()])
+    if any(r.primary.known_accuracy for r in runs.values()):
+        row("held out, known instances (diagnostic)", [r.primary.mean_known_accuracy for r in runs.values()])
+    rows.append(["selected step", *(r.selected_step for r in runs.values())])
+    others = {m for r in runs.values() for m in r.methods if m != r.primary_method}
+    for method in sorted(others, key=method_order):
+        records = [r.methods.get(method) for r in runs.values()]
+        row(
+            f"{method_title(method, with_rate=False)}: mean o.o.d.",
+            [m and m.mean_test_accuracy for m in records],
+        )
+    rows.append(["wall time (s)", *(f"{r.wall_time_s:.0f}" for r in runs.values())])
+    return markdown_table(["", *runs], rows, bold_rows=bold)
+
+
+def run_title(results: RunResults) -> str:
+    """The title of a run's primary method: "ERM", "dropout (p=0.9)", "greedy soup (p=0.9)", ..."""
+    return method_title(results.primary_method, results.dropout_rate)

@@ -12,8 +12,8 @@ from huggingface_hub import EvalResult, ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hf_bigdrop.modelcard import build_model_card, card_eval_results
-from hf_bigdrop.results import MethodResults, RunResults, comparison_table, domain_table, run_title
-from hf_bigdrop.tables import method_title
+from hf_bigdrop.results import MethodResults, RunResults
+from hf_bigdrop.tables import comparison_table, domain_table, method_title, run_title
 
 
 def make_results(dropout_rate: float, ood: float, wa_ood: float | None = None) -> RunResults:

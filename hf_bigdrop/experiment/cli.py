@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..results import COMBINATION_METHODS, RunResults, comparison_table, domain_table, run_title
+from ..results import COMBINATION_METHODS, RunResults
+from ..tables import comparison_table, domain_table, run_title
 from .arguments import UsageError
 
 __all__ = [

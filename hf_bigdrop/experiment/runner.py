@@ -308,6 +308,7 @@ def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
             training.output_dir, training.resume_from_checkpoint, arguments.run, required_files=required
         )
         check_resumed_arguments(checkpoint, arguments)
+        _every_process_decided(training)
         return [run_experiment(arguments, checkpoint=checkpoint)]
 
     resuming = training.resume_from_checkpoint in RESUME_LATEST
@@ -332,6 +333,7 @@ def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
         )
         check_resumed_arguments(checkpoint, job)
         jobs.append((job, checkpoint, False))
+    _every_process_decided(training)
     runs = []
     for job, checkpoint, finished in jobs:
         if finished:
@@ -342,6 +344,14 @@ def run_experiments(arguments: ExperimentArguments) -> list[RunResults]:
         else:
             runs.append(run_experiment(job, checkpoint=checkpoint))
     return runs
+
+
+def _every_process_decided(training: BigDropTrainingArguments) -> None:
+    """Waits until every process has read the output folder (what to resume, whether an earlier run is there): the
+    main process then starts writing into it (`arguments.json`), which the others must not mistake for an earlier
+    run. A no-op in one process."""
+    if training.world_size > 1:  # `world_size` sets up the devices, and with them `distributed_state`
+        training.distributed_state.wait_for_everyone()
 
 
 def _domains_in(split: datasets.Dataset) -> list[str]:
