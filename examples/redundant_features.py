@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import HfArgumentParser
+
+from hf_bigdrop.experiment.collect import summarize
+from hf_bigdrop.tables import markdown_table, mean_std_text
 
 METRICS = ("in_distribution", "shifted", "weak_only", "weak_share")
 METRIC_TITLES = {
@@ -330,7 +332,7 @@ def summarise(
     metrics: tuple[str, ...] = METRICS,
     order: tuple[str, ...] = ("shared_noise", "steps", "regulariser", "dropout_rate", "weight_decay"),
 ) -> list[dict]:
-    """Mean and standard deviation (ddof 1; 0 for a single seed) over seeds, per setting (`keys`) and budget,
+    """Mean and standard deviation (ddof 1; undefined, NaN, for a single seed) over seeds, per setting (`keys`) and budget,
     sorted by `order`."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -343,16 +345,15 @@ def summarise(
             if any(math.isnan(value) for value in values):  # not measured for this setting
                 entry[metric] = entry[f"{metric}_std"] = math.nan
                 continue
-            entry[metric] = statistics.fmean(values)
-            entry[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            cell = summarize(values)  # the library's rule: the std of one seed is undefined (NaN), not 0
+            entry[metric], entry[f"{metric}_std"] = cell.mean, cell.spread
         summary.append(entry)
     return sorted(summary, key=lambda e: tuple(e[key] for key in order))
 
 
-def markdown_table(summary: list[dict]) -> str:
+def summary_table(summary: list[dict]) -> str:
     """One line per (strong noise, budget, setting): the four measurements as mean ± std over seeds."""
-    titles = " | ".join(METRIC_TITLES[m] for m in METRICS)
-    lines = [f"| shared noise | steps | setting | {titles} |", "|" + "---:|" * (3 + len(METRICS))]
+    rows = []
     for entry in summary:
         if entry["regulariser"] in REFERENCE_RULES:
             setting = REFERENCE_RULES[entry["regulariser"]]
@@ -360,10 +361,9 @@ def markdown_table(summary: list[dict]) -> str:
             setting = f"dropout p={entry['dropout_rate']:g}"
         else:
             setting = f"L2 {entry['weight_decay']:g}, p=0"
-        cells = " | ".join(f"{entry[m]:.1f} ± {entry[f'{m}_std']:.1f}" for m in METRICS)
-        steps = entry["steps"] or "no training"
-        lines.append(f"| {entry['shared_noise']:g} | {steps} | {setting} | {cells} |")
-    return "\n".join(lines)
+        cells = [mean_std_text(entry[m], entry[f"{m}_std"]) for m in METRICS]
+        rows.append([f"{entry['shared_noise']:g}", entry["steps"] or "no training", setting, *cells])
+    return markdown_table(["shared noise", "steps", "setting", *(METRIC_TITLES[m] for m in METRICS)], rows)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -457,7 +457,7 @@ def report_linear(
         f"{args.momentum:g}, batch {args.batch_size}; seeds {experiment.seeds}; accuracy and margin share in %, "
         "mean ± std over seeds (ddof 1)."
     )
-    table = markdown_table(summary)
+    table = summary_table(summary)
     write_csv(rows, output_dir / "results.csv")
     (output_dir / "results.md").write_text(f"{heading}\n\n{table}\n\nArguments: {asdict(args)}\n")
     plot(summary, output_dir / "redundant_features.png", heading.split(";")[0])

@@ -38,7 +38,6 @@ import itertools
 import json
 import math
 import shutil
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -61,9 +60,10 @@ from hf_bigdrop.data import (
 )
 from hf_bigdrop.evaluation import per_domain_eval_sets
 from hf_bigdrop.experiment.arguments import DataArguments, ModelArguments
+from hf_bigdrop.experiment.collect import summarize
 from hf_bigdrop.experiment.runner import build_trainer, training_image_size
 from hf_bigdrop.metric_keys import metric_key
-from hf_bigdrop.tables import markdown_table
+from hf_bigdrop.tables import markdown_table, mean_std_text
 from hf_bigdrop.training_args import BigDropTrainingArguments
 
 # Grey frame: the cue removed (the border stays, its colour says nothing). Indexes the palette's last row.
@@ -627,7 +627,7 @@ def run_grid(args: CueArguments) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ the report
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean and standard deviation (ddof 1; 0 for one seed) over seeds, per (cue agreement, setting, dropout rate)."""
+    """Mean and standard deviation (ddof 1; undefined, NaN, for one seed) over seeds, per (cue agreement, setting, dropout rate)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         key = (row["setting"], row["cue_agreement"], row["dropout_rate"])
@@ -636,9 +636,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     for (setting, cue, rate), group in groups.items():
         entry = {"setting": setting, "cue_agreement": cue, "dropout_rate": rate, "seeds": len(group)}
         for metric in METRICS:
-            values = [row[metric] for row in group]
-            entry[metric] = statistics.fmean(values)
-            entry[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            cell = summarize([row[metric] for row in group])  # the std of one seed is undefined (NaN), not 0
+            entry[metric], entry[f"{metric}_std"] = cell.mean, cell.spread
         summary.append(entry)
     order = {"pretrained features": 1}
     return sorted(summary, key=lambda e: (order.get(e["setting"], 0), e["cue_agreement"], e["dropout_rate"]))
@@ -653,9 +652,7 @@ def summary_table(summary: list[dict]) -> str:
         else:
             cue = f"{entry['cue_agreement']:g}" if entry["cue_agreement"] else "no cue"
             setting = f"p={entry['dropout_rate']:g}"
-        cells = [
-            "—" if math.isnan(entry[m]) else f"{entry[m]:.1f} ± {entry[f'{m}_std']:.1f}" for m in METRICS
-        ]
+        cells = [mean_std_text(entry[m], entry[f"{m}_std"]) for m in METRICS]
         rows.append([cue, setting, *cells])
     return markdown_table(["cue agreement", "setting", *(TITLES[m] for m in METRICS)], rows)
 

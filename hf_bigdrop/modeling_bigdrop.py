@@ -8,7 +8,6 @@ the weights by `save_pretrained` and must run where `hf_bigdrop` is not installe
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import tempfile
@@ -314,17 +313,25 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
             # folder that the model must not remember: it takes the instance's own name (or none), which is what
             # peft records as `base_model_name_or_path`.
             name = name_or_path.name_or_path or name_or_path.config.name_or_path or ""
-            with tempfile.TemporaryDirectory(prefix="bigdrop-backbone-") as folder, _no_progress_bars():
-                name_or_path.save_pretrained(folder)
-                model = cls.from_backbone(
-                    folder,
-                    num_labels=num_labels,
-                    id2label=id2label,
-                    label2id=label2id,
-                    dropout_rate=dropout_rate,
-                    backbone_kwargs=backbone_kwargs,
-                    **{"backbone_name_or_path": name or None, **config_kwargs},
-                )
+            # Saving and reloading through a temporary folder is an implementation detail, not a download the user
+            # waits for: no progress bars (then as they were).
+            bars = logging.is_progress_bar_enabled()
+            logging.disable_progress_bar()
+            try:
+                with tempfile.TemporaryDirectory(prefix="bigdrop-backbone-") as folder:
+                    name_or_path.save_pretrained(folder)
+                    model = cls.from_backbone(
+                        folder,
+                        num_labels=num_labels,
+                        id2label=id2label,
+                        label2id=label2id,
+                        dropout_rate=dropout_rate,
+                        backbone_kwargs=backbone_kwargs,
+                        **{"backbone_name_or_path": name or None, **config_kwargs},
+                    )
+            finally:
+                if bars:
+                    logging.enable_progress_bar()
             model.name_or_path = str(name)
             return model
 
@@ -384,19 +391,6 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
                 model._init_weights(module)
         model.name_or_path = str(name_or_path)
         return model
-
-
-@contextlib.contextmanager
-def _no_progress_bars():
-    """transformers' progress bars off for a while (saving and reloading an instance through a temporary folder is
-    an implementation detail, not a download the user waits for), then as they were."""
-    enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            logging.enable_progress_bar()
 
 
 def _drop_load_report(record) -> bool:

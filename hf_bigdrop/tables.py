@@ -20,6 +20,7 @@ __all__ = [
     "comparison_table",
     "domain_table",
     "mean_spread_cell",
+    "mean_std_text",
     "markdown_table",
     "method_title",
     "percent",
@@ -71,6 +72,14 @@ def mean_spread_cell(mean: float, spread: float, n: int) -> str:
     if math.isnan(spread):
         return f"{percent(mean)} (n={n})"
     return f"{percent(mean)} ± {percent(spread)} (n={n})"
+
+
+def mean_std_text(mean: float, std: float, digits: int = 1) -> str:
+    """`mean ± std` of values already in the unit shown; the mean alone when the std is undefined (one seed), `—`
+    when there is no mean (not measured)."""
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def markdown_table(

@@ -87,34 +87,22 @@ def test_trainer_leaves_frozen_batchnorm_statistics_unchanged(tmp_path, family):
 
 
 @pytest.mark.slow
-def test_two_processes_report_the_same_loss_as_one(tmp_path):
-    """The Trainer must not scale the loss by the number of processes (transformers' ResNet head does)."""
+@pytest.mark.parametrize("trainer", ["transformers", "bigdrop"])
+def test_two_processes_train_as_one(tmp_path, trainer):
+    """Two processes report the losses of one: the Trainer must not scale the loss by the number of processes
+    (transformers' ResNet head does). BigDropTrainer's DDP also learns the unused parameters once (a static graph):
+    no search every step, no warning that there were none, and a backbone parameter without a gradient still trains
+    as in one process."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one.json", tmp_path / "two.json"
+    kind = ["bigdrop"] if trainer == "bigdrop" else []
     subprocess.run(
-        [sys.executable, str(SCRIPT), str(one), "8"], check=True, cwd=tmp_path, env=env, timeout=300
+        [sys.executable, str(SCRIPT), str(one), "8", *kind], check=True, cwd=tmp_path, env=env, timeout=300
     )
-    launch_two_cpu_processes([str(SCRIPT), str(two), "4"], cwd=tmp_path, timeout=300)
+    launch = launch_two_cpu_processes([str(SCRIPT), str(two), "4", *kind], cwd=tmp_path, timeout=300)
     single, double = json.loads(one.read_text()), json.loads(two.read_text())
     assert len(single["train_losses"]) == len(double["train_losses"]) == 4
     assert double["train_losses"] == pytest.approx(single["train_losses"], rel=1e-5)
     assert double["eval_loss"] == pytest.approx(single["eval_loss"], rel=1e-5)
-
-
-@pytest.mark.slow
-def test_ddp_without_the_unused_parameters_search_or_its_warning(tmp_path):
-    """BigDropTrainer's DDP learns the unused parameters once (a static graph): no search every step, no warning
-    that there were none, and a backbone parameter without a gradient still trains as in one process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run(
-        [sys.executable, str(SCRIPT), str(one), "8", "bigdrop"],
-        check=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
-    launch = launch_two_cpu_processes([str(SCRIPT), str(two), "4", "bigdrop"], cwd=tmp_path, timeout=300)
-    assert "find_unused_parameters" not in launch.stderr
-    single, double = json.loads(one.read_text()), json.loads(two.read_text())
-    assert double["train_losses"] == pytest.approx(single["train_losses"], rel=1e-5)
+    if trainer == "bigdrop":
+        assert "find_unused_parameters" not in launch.stderr
