@@ -113,6 +113,17 @@ class SelectionRule:
             step, _ = max(scored, key=lambda scored_step: scored_step[1])
         return Selection(method, self.name, step, nest_by_group(by_step[step]))
 
+    def check_across_runs(self) -> None:
+        """Refuses a rule that chooses no setting among runs (`last_step`).
+
+        Raises:
+            `ValueError`: the message names the rules that do.
+        """
+        if self.group is None:
+            raise ValueError(
+                f"selection {self.name!r} chooses no setting among runs; choose one of {across_runs()}"
+            )
+
     def score(self, accuracy: Mapping[str, Mapping[str, float]]) -> float:
         """A run's score among the settings of a sweep: the mean over domains of its `group` accuracy at its
         selected step (`-inf` when it is not a number, so such a run is never chosen).
@@ -124,10 +135,7 @@ class SelectionRule:
         Raises:
             `ValueError`: a rule that chooses no setting (`last_step`), or a record that did not measure its group.
         """
-        if self.group is None:
-            raise ValueError(
-                f"selection {self.name!r} chooses no setting among runs; choose one of {across_runs()}"
-            )
+        self.check_across_runs()
         values = accuracy.get(self.group)
         if not values:
             raise ValueError(

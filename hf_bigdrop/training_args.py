@@ -73,13 +73,13 @@ class BigDropTrainingArguments(TrainingArguments):
     )
     oracle_selection: bool = field(
         default=False,
-        metadata={"help": "Deprecated: use --selection_strategy oracle (the same rule, one setting)."},
+        metadata={"help": f"Deprecated: use --selection_strategy {ORACLE} (the same rule, one setting)."},
     )
     selection_strategy: str | None = field(
         default=None,
         metadata={
-            "help": "Which evaluation step each method reports (hf_bigdrop.selection): training_domain_validation "
-            "| oracle | last_step. Unset: training_domain_validation with load_best_model_at_end, else last_step.",
+            "help": f"Which evaluation step each method reports (hf_bigdrop.selection): {' | '.join(SELECTION_RULES)}. "
+            f"Unset: {TRAINING_DOMAIN_VALIDATION} with load_best_model_at_end, else {LAST_STEP}.",
             "choices": list(SELECTION_RULES),
         },
     )
@@ -138,7 +138,9 @@ class BigDropTrainingArguments(TrainingArguments):
             )
         if self.oracle_selection:
             warnings.warn(
-                "oracle_selection is deprecated: use selection_strategy='oracle'", FutureWarning, stacklevel=2
+                f"oracle_selection is deprecated: use selection_strategy={ORACLE!r}",
+                FutureWarning,
+                stacklevel=2,
             )
             if self.selection_strategy not in (None, ORACLE):
                 raise ValueError(
@@ -151,13 +153,13 @@ class BigDropTrainingArguments(TrainingArguments):
         rule = selection_rule(self.selection_strategy)
         if self.load_best_model_at_end and not rule.selects_checkpoint:
             raise ValueError(
-                "selection_strategy='last_step' keeps the last model: unset load_best_model_at_end, or select "
-                "with 'training_domain_validation'."
+                f"selection_strategy={LAST_STEP!r} keeps the last model: unset load_best_model_at_end, or select "
+                f"with {TRAINING_DOMAIN_VALIDATION!r}."
             )
         if not self.load_best_model_at_end and rule.selects_checkpoint:
             raise ValueError(
                 f"selection_strategy={self.selection_strategy!r} selects a checkpoint: set load_best_model_at_end "
-                "(with matching eval and save steps) so that the saved model is the selected one, or use 'last_step'."
+                f"(with matching eval and save steps) so that the saved model is the selected one, or use {LAST_STEP!r}."
             )
         if self.metric_for_best_model is None and self.load_best_model_at_end:
             self.metric_for_best_model = metric_key(rule.group, prefix="")
@@ -231,12 +233,12 @@ class BigDropTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"metric_for_best_model={name!r} selects on the held-out domains' accuracy. Select on "
                 "'val_accuracy' (training-domain validation), or on 'oracle_accuracy' with "
-                "selection_strategy='oracle' (a validation part of the held-out domains, DomainBed's oracle)."
+                f"selection_strategy={ORACLE!r} (a validation part of the held-out domains, DomainBed's oracle)."
             )
         if metric.group == "oracle" and not selection_rule(self.selection_strategy).reads_held_out_domains:
             raise ValueError(
                 f"metric_for_best_model={name!r} reads held-out domains; that is oracle selection. Set "
-                "selection_strategy='oracle' to do it on purpose, or select on 'val_accuracy'."
+                f"selection_strategy={ORACLE!r} to do it on purpose, or select on 'val_accuracy'."
             )
 
 

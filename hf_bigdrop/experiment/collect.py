@@ -24,7 +24,7 @@ import numpy as np
 from ..metric_keys import accuracies_by_step
 from ..metrics import mean_domain_accuracy
 from ..results import RESULTS_FILE, MethodResults, RunResults
-from ..selection import TRAINING_DOMAIN_VALIDATION, across_runs, selection_rule
+from ..selection import TRAINING_DOMAIN_VALIDATION, selection_rule
 from ..tables import mean_spread_cell, method_order, method_title
 from .paired import PairedDifference, paired_difference
 from .sweep import Job, Sweep, setting_name
@@ -87,10 +87,7 @@ def select_per_method(
         `list[Selected]`: one per (method setting, method, held-out domain, seed) with at least one finished run.
     """
     rule = selection_rule(selection)
-    if not rule.selects_checkpoint:
-        raise ValueError(
-            f"selection {selection!r} chooses no setting among runs; choose one of {across_runs()}"
-        )
+    rule.check_across_runs()  # before reading any run
     groups: dict[tuple, list[tuple[Job, MethodResults]]] = {}
     for job, results in finished:
         for method, record in results.methods.items():
