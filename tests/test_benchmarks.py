@@ -110,3 +110,13 @@ def test_throughput_compares_with_the_stock_head_and_probes_memory_and_loading_o
     assert load_rows[("tiny-resnet", "stock")][1::2] == ["1.00", "1.00"]
     for cells in load_rows.values():  # load seconds and peak memory
         assert all(float(cell) > 0 for cell in cells)
+
+
+def test_train_throughput_times_each_variant_and_bf16_when_asked(tmp_path):
+    script = REPO / "benchmarks" / "train_throughput.py"
+    flags = ["--image-size", "32", "--batch", "2", "--steps", "1", "--rounds", "1", "--bf16"]
+    result = run([sys.executable, str(script), *flags], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "images/s" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| default", "| channels_last", "| channels_last_bf16"]
+    assert rows[0].endswith("| 1.00x |")
