@@ -5,6 +5,7 @@ Every field is a command-line flag under `HfArgumentParser`; `BigDropTrainer` (`
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 
@@ -13,6 +14,14 @@ from transformers import TrainingArguments
 
 from .metric_keys import metric_key, parse_metric_key
 from .selection import LAST_STEP, ORACLE, SELECTION_RULES, TRAINING_DOMAIN_VALIDATION, selection_rule
+
+logger = logging.getLogger(__name__)
+
+
+def _native_cpu_bf16() -> bool:
+    """Whether this CPU has bf16 kernels (AVX512-BF16 or AMX, as oneDNN sees them, `ONEDNN_MAX_CPU_ISA` included)."""
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported()) if supported is not None else True  # unknown: say nothing
 
 
 @dataclass
@@ -132,6 +141,11 @@ class BigDropTrainingArguments(TrainingArguments):
             # transformers refuses bf16 without a GPU unless use_cpu is set; with no accelerator the run is on the CPU
             # anyway, where bf16 autocast works (about twice the fp32 speed on CPUs with AVX512-BF16 or AMX).
             self.use_cpu = True
+        if self.bf16 and (self.use_cpu or not torch.accelerator.is_available()) and not _native_cpu_bf16():
+            logger.warning(
+                "bf16 on this CPU is emulated (no AVX512-BF16 or AMX kernels): training runs several times slower "
+                "than fp32 (12x for Lite0 at 224 px on an AVX2-only CPU, docs/benchmarks.md); leave --bf16 out"
+            )
         if self.use_cpu or not torch.accelerator.is_available():
             self.dataloader_pin_memory = (
                 False  # pinned memory serves copies to an accelerator; torch warns without one

@@ -244,6 +244,19 @@ def test_bf16_on_a_machine_without_accelerator_runs_on_the_cpu(tmp_path, monkeyp
     assert arguments.training.bf16 and arguments.training.use_cpu
 
 
+def test_bf16_where_the_cpu_only_emulates_it_is_warned_about(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with caplog.at_level("WARNING", logger="hf_bigdrop.training_args"):
+        parse_experiment_arguments(["--output_dir", str(tmp_path), "--bf16", "True"])
+    assert "bf16 on this CPU is emulated" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    with caplog.at_level("WARNING", logger="hf_bigdrop.training_args"):
+        parse_experiment_arguments(["--output_dir", str(tmp_path), "--bf16", "True"])
+    assert "emulated" not in caplog.text
+
+
 def test_memory_is_not_pinned_without_an_accelerator(tmp_path, monkeypatch):
     # Pinned memory only speeds copies to an accelerator; torch warns when it is asked for without one.
     arguments = parse_experiment_arguments(["--output_dir", str(tmp_path), "--use_cpu"])
