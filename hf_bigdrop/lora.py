@@ -12,6 +12,7 @@ and under `trust_remote_code` like any other. `peft` is the optional extra `lora
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .modeling_bigdrop import BigDropForImageClassification
+from .modeling_bigdrop import BASE_CONFIG_FILE, BigDropForImageClassification
 
 __all__ = [
     "ALL_LINEAR",
@@ -239,10 +240,22 @@ def no_vocabulary_warning():
 
 
 def save_adapter(model, folder: str | os.PathLike) -> None:
-    """Saves the adapters of `model` (from `add_lora`) and its trained head into `folder` (peft's format, loadable with
-    `peft.PeftModel.from_pretrained` onto the same base), without peft's blank card template or vocabulary check."""
+    """Saves the adapters of `model` (from `add_lora`) and its trained head into `folder`, a self-contained adapter.
+
+    Beside peft's files it writes the base it adapts, weightless (`BASE_CONFIG_FILE`: the backbone's name, the labels,
+    the dropout), and names that folder as the base (`base_model_name_or_path`, as `folder` is given), so that
+    `peft.AutoPeftModel.from_pretrained(folder, import_allowlist=["hf_bigdrop"])` rebuilds the base from the
+    backbone and loads the adapter onto it, labels included. No blank card template, no vocabulary check.
+    """
+    folder = Path(folder)
     model.save_pretrained(folder, save_embedding_layers=False)
-    (Path(folder) / "README.md").unlink(missing_ok=True)  # the run's own card describes the adapter
+    (folder / "README.md").unlink(missing_ok=True)  # the run's own card describes the adapter
+    base = model.get_base_model().config
+    (folder / BASE_CONFIG_FILE).write_text(base.to_json_string(use_diff=False))
+    adapter_config = folder / "adapter_config.json"
+    settings = json.loads(adapter_config.read_text())
+    settings["base_model_name_or_path"] = os.fspath(folder)
+    adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def merge_lora(model) -> BigDropForImageClassification:

@@ -97,7 +97,15 @@ class BigDropPreTrainedModel(PreTrainedModel):
         A BigDrop checkpoint holds every weight, so a missing one means a wrong or truncated checkpoint, not a new
         head to train: raise instead of starting from random values. Use `ignore_mismatched_sizes=True` to
         deliberately re-initialise a head of another size.
+
+        A folder that holds a weightless base (`BASE_CONFIG_FILE`, written beside a LoRA adapter) is the model
+        before training, by its own description: built with [`from_backbone`] from the backbone it names, with its
+        labels, dropout and head initialisation; peft's `AutoPeftModel` loads an adapter onto it.
         """
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        base = os.path.join(os.fspath(source), BASE_CONFIG_FILE) if source is not None else ""
+        if os.path.isfile(base):
+            return cls._from_weightless_base(base)
         output_loading_info = kwargs.pop("output_loading_info", False)
         model, loading_info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         missing = sorted(loading_info.get("missing_keys", ()))
@@ -108,6 +116,11 @@ class BigDropPreTrainedModel(PreTrainedModel):
                 f"{missing[:8]}{' ...' if len(missing) > 8 else ''}"
             )
         return (model, loading_info) if output_loading_info else model
+
+
+BASE_CONFIG_FILE = "bigdrop_base.json"
+"""A weightless description of a model before training (its config: backbone, labels, dropout), written beside a LoRA
+adapter: `from_pretrained` on its folder builds the model from the backbone, so the adapter's base resolves."""
 
 
 class BigDropForImageClassification(BigDropPreTrainedModel):
@@ -271,6 +284,24 @@ class BigDropForImageClassification(BigDropPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     @classmethod
+    def _from_weightless_base(cls, path: str) -> BigDropForImageClassification:
+        """The model a `BASE_CONFIG_FILE` describes: its backbone's pretrained weights and a new head."""
+        config = BigDropConfig.from_json_file(path)
+        if not config.backbone_name_or_path:
+            raise ValueError(
+                f"{path} names no backbone (`backbone_name_or_path`) to build the base model from"
+            )
+        settings = ("pooling", "freeze_batchnorm", "freeze_backbone", "classifier_init", "initializer_range")
+        return cls.from_backbone(
+            config.backbone_name_or_path,
+            num_labels=config.num_labels,
+            id2label=config.id2label,
+            dropout_rate=config.dropout_rate,
+            preprocessing=config.preprocessing,
+            **{name: getattr(config, name) for name in settings},
+        )
+
+    @classmethod
     def from_backbone(
         cls,
         name_or_path: str | os.PathLike | PreTrainedModel,
@@ -430,6 +461,7 @@ def _label_kwargs(num_labels: int, id2label: dict | None, label2id: dict | None)
 
 __all__ = [
     "AUTO_POOLING_BY_MODEL_TYPE",
+    "BASE_CONFIG_FILE",
     "BigDropForImageClassification",
     "BigDropPreTrainedModel",
     "resolve_pooling",

@@ -173,15 +173,25 @@ def test_run_ood_with_lora_saves_the_merged_model_and_its_adapter(backbone, tmp_
         out / "checkpoint-6"
     )
 
-    # The adapter beside it names the backbone as its base and, on a fresh base model, gives the same logits.
+    # The adapter beside it is self-contained: its base is the weightless description saved with it, which peft's
+    # AutoPeftModel rebuilds from the backbone (labels included) and adapts to the merged model's logits.
     adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
-    assert adapter_config["base_model_name_or_path"] == str(backbone)
+    assert adapter_config["base_model_name_or_path"] == str(out / "adapter")
     assert adapter_config["modules_to_save"] == ["classifier"] and adapter_config["r"] == 4
+    assert not (
+        out / "adapter" / "model.safetensors"
+    ).exists()  # weightless: the backbone's weights are not copied
+    adapted = peft.AutoPeftModel.from_pretrained(out / "adapter", import_allowlist=["hf_bigdrop"]).eval()
+    assert adapted.get_base_model().config.id2label == model.config.id2label
+    assert adapted.get_base_model().config.backbone_name_or_path == str(backbone)
+    pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(adapted(pixels).logits, model(pixels).logits, rtol=1e-4, atol=1e-5)
+    # The same onto a base the user builds.
     base = BigDropForImageClassification.from_backbone(
         backbone, num_labels=model.config.num_labels, id2label=model.config.id2label
     )
     adapted = peft.PeftModel.from_pretrained(base, out / "adapter").eval()
-    pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(adapted(pixels).logits, model(pixels).logits, rtol=1e-4, atol=1e-5)
 
