@@ -64,13 +64,16 @@ def test_catalogue_holds_every_class_with_enough_emoji_in_every_domain():
 
 
 def test_classes_domains_counts_and_group_column(splits, cache):
-    assert (emoji_cache_dir(SIZE, RENDERS, max_emoji_per_class=PER_CLASS, cache_dir=cache) / "data").is_dir()
+    assert (
+        emoji_cache_dir(cache, image_size=SIZE, renders_per_emoji=RENDERS, max_emoji_per_class=PER_CLASS)
+        / "data"
+    ).is_dir()
     train = splits["train"]
     assert train.features["domain"].names == list(EMOJI_DOMAINS)
     assert train.features["label"].names == list(EMOJI_CLASSES)
     assert set(train.column_names) == {"image", "label", "domain", "emoji"}
     built = datasets.load_dataset(
-        str(emoji_cache_dir(SIZE, RENDERS, max_emoji_per_class=PER_CLASS, cache_dir=cache))
+        str(emoji_cache_dir(cache, image_size=SIZE, renders_per_emoji=RENDERS, max_emoji_per_class=PER_CLASS))
     )
     built = built["train"]
     renders: dict[tuple[int, str], int] = {}

@@ -45,7 +45,7 @@ def _arrays(split) -> np.ndarray:
 
 
 def test_classes_domains_and_counts(splits, cache):
-    assert (styles_cache_dir(SIZE, PER_CLASS, cache_dir=cache) / "data").is_dir()
+    assert (styles_cache_dir(cache, image_size=SIZE, examples_per_class=PER_CLASS) / "data").is_dir()
     train = splits["train"]
     assert (
         train.features["domain"].names == list(STYLES_DOMAINS) == ["photo", "sketch", "cartoon", "painting"]
@@ -83,14 +83,19 @@ def test_more_examples_per_class_extend_the_same_crops(splits, cache, tmp_path):
         return pq.read_table(next((folder / "data").glob("*.parquet"))).column("image").to_pylist()
 
     build_styles(tmp_path, image_size=SIZE, examples_per_class=1)
-    one, three = images(tmp_path), images(styles_cache_dir(SIZE, PER_CLASS, cache_dir=cache))
+    one, three = (
+        images(tmp_path),
+        images(styles_cache_dir(cache, image_size=SIZE, examples_per_class=PER_CLASS)),
+    )
     assert len(one) == 4 * 11 and len(three) == 4 * 11 * PER_CLASS
     # rows run domain by domain, class by class: the first crop of each pair is the same
     assert [row["bytes"] for row in one] == [row["bytes"] for row in three[::PER_CLASS]]
 
 
 def test_second_load_does_not_rebuild(cache, monkeypatch, splits):
-    parquet = next((styles_cache_dir(SIZE, PER_CLASS, cache_dir=cache) / "data").glob("*.parquet"))
+    parquet = next(
+        (styles_cache_dir(cache, image_size=SIZE, examples_per_class=PER_CLASS) / "data").glob("*.parquet")
+    )
     before = parquet.stat()
 
     def no_build(*args, **kwargs):
@@ -108,9 +113,12 @@ def test_second_load_does_not_rebuild(cache, monkeypatch, splits):
 def test_cache_root_follows_hf_bigdrop_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_BIGDROP_CACHE", str(tmp_path))
     calls = []
-    monkeypatch.setattr(styles_module, "build_styles", lambda folder, *args: calls.append(folder))
+    monkeypatch.setattr(styles_module, "build_styles", lambda folder, **options: calls.append(folder))
     folder = styles_module.ensure_styles(image_size=16, examples_per_class=1)
-    assert folder == styles_cache_dir(16, 1) and folder.parent == tmp_path / "datasets" / "styles"
+    assert (
+        folder == styles_cache_dir(image_size=16, examples_per_class=1)
+        and folder.parent == tmp_path / "datasets" / "styles"
+    )
     assert folder.is_dir() and len(calls) == 1  # built in a temporary sibling, renamed into place
     assert calls[0].parent == folder.parent and calls[0] != folder
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".tmp")] == []
@@ -239,3 +247,17 @@ def test_sample_grid_has_a_cell_per_domain_and_class(tmp_path, monkeypatch):
     )["train"][0]["image"]
     cell = np.asarray(grid.crop((64, 16, 64 + 32, 16 + 32)))
     assert np.array_equal(cell[::2, ::2], np.asarray(first))
+
+
+def test_the_build_parameters_are_one_dataclass():
+    from hf_bigdrop.data.styles import StylesBuild
+
+    build = StylesBuild(image_size=16, examples_per_class=1, crop_area=(0.01, 0.02))
+    assert build.crop_area == (0.01, 0.02) and build.variant.endswith("_16px_1pc_area0.01-0.02_seed0")
+    assert (
+        styles_cache_dir("/cache", image_size=16, examples_per_class=1, crop_area=(0.01, 0.02)).name
+        == build.variant
+    )
+    for bad in ({"image_size": 8}, {"examples_per_class": 0}, {"crop_area": (0.5, 0.1)}):
+        with pytest.raises(ValueError):
+            StylesBuild(**bad)

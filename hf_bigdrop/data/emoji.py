@@ -45,7 +45,7 @@ import json
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ __all__ = [
     "EMOJI_VERSION",
     "MIN_EMOJI_PER_CLASS",
     "EmojiEntry",
+    "EmojiBuild",
     "build_emoji",
     "emoji_cache_dir",
     "emoji_catalogue",
@@ -330,39 +331,62 @@ def _place(drawing: Image.Image, canvas: int, rng: np.random.Generator) -> Image
     return image.convert("RGB")
 
 
-def _check_arguments(image_size: int, renders_per_emoji: int, max_emoji_per_class: int | None) -> None:
-    if not 16 <= int(image_size) <= 512:
-        raise ValueError(f"image_size must be between 16 and 512 for 'emoji', got {image_size!r}.")
-    if int(renders_per_emoji) < 1:
-        raise ValueError(f"renders_per_emoji must be a positive integer, got {renders_per_emoji!r}.")
-    if max_emoji_per_class is not None and int(max_emoji_per_class) < 1:
-        raise ValueError(
-            f"max_emoji_per_class must be a positive integer or None, got {max_emoji_per_class!r}."
-        )
-
-
 # Defaults of the benchmark (see docs/emoji.md for how they were chosen).
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_RENDERS_PER_EMOJI = 4
 
 
-def build_emoji(
-    output_dir: str | os.PathLike,
-    image_size: int = DEFAULT_IMAGE_SIZE,
-    renders_per_emoji: int = DEFAULT_RENDERS_PER_EMOJI,
-    seed: int = 0,
-    max_emoji_per_class: int | None = None,
-) -> Path:
-    """Builds the `emoji` benchmark into `output_dir` (laid out like a Hub dataset repository).
+@dataclass(frozen=True)
+class EmojiBuild:
+    """The parameters of an `emoji` build (those of `ensure_emoji` but the cache root), checked on creation; they name
+    the build's cache folder (`variant`).
 
     Args:
-        output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written inside
-            it, with `image`, `label`, `domain` and `emoji` (the emoji's code points) columns.
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images (16 to 512).
         renders_per_emoji (`int`, *optional*, defaults to `4`): Renders of each emoji in each domain.
         seed (`int`, *optional*, defaults to `0`): Seed of the renders' variations.
         max_emoji_per_class (`int | None`, *optional*, defaults to `None`): Keep only the first emoji of each
             class (in Unicode's order), for quick tests; `None` keeps them all.
+
+    Raises:
+        ValueError: If an argument is out of range.
+    """
+
+    image_size: int = DEFAULT_IMAGE_SIZE
+    renders_per_emoji: int = DEFAULT_RENDERS_PER_EMOJI
+    seed: int = 0
+    max_emoji_per_class: int | None = None
+
+    def __post_init__(self):
+        if not 16 <= int(self.image_size) <= 512:
+            raise ValueError(f"image_size must be between 16 and 512 for 'emoji', got {self.image_size!r}.")
+        if int(self.renders_per_emoji) < 1:
+            raise ValueError(f"renders_per_emoji must be a positive integer, got {self.renders_per_emoji!r}.")
+        if self.max_emoji_per_class is not None and int(self.max_emoji_per_class) < 1:
+            raise ValueError(
+                f"max_emoji_per_class must be a positive integer or None, got {self.max_emoji_per_class!r}."
+            )
+
+    @property
+    def variant(self) -> str:
+        """The cache folder's name: `<version>_<size>px_<n>renders_seed<seed>` (with `_max<m>` when
+        `max_emoji_per_class` is set)."""
+        variant = (
+            f"{EMOJI_VERSION}_{int(self.image_size)}px_{int(self.renders_per_emoji)}renders_seed{self.seed}"
+        )
+        if self.max_emoji_per_class is not None:
+            variant += f"_max{int(self.max_emoji_per_class)}"
+        return variant
+
+
+def build_emoji(output_dir: str | os.PathLike, **options) -> Path:
+    """Builds the `emoji` benchmark into `output_dir` (laid out like a Hub dataset repository).
+
+    Args:
+        output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written inside
+            it, with `image`, `label`, `domain` and `emoji` (the emoji's code points) columns.
+        **options: The build's parameters, `EmojiBuild`'s fields (`image_size`, `renders_per_emoji`, `seed`,
+            `max_emoji_per_class`).
 
     Returns:
         `Path`: The Parquet file written.
@@ -371,7 +395,9 @@ def build_emoji(
         ValueError: If an argument is out of range.
         ImportError: If the packages of the `emoji` extra are missing.
     """
-    _check_arguments(image_size, renders_per_emoji, max_emoji_per_class)
+    build = EmojiBuild(**options)
+    image_size, renders_per_emoji, seed = build.image_size, build.renders_per_emoji, build.seed
+    max_emoji_per_class = build.max_emoji_per_class
     size, canvas = int(image_size), 2 * int(image_size)
     catalogue = emoji_catalogue()
     if max_emoji_per_class is not None:
@@ -393,23 +419,14 @@ def build_emoji(
     )
 
 
-def emoji_cache_dir(
-    image_size: int = DEFAULT_IMAGE_SIZE,
-    renders_per_emoji: int = DEFAULT_RENDERS_PER_EMOJI,
-    seed: int = 0,
-    max_emoji_per_class: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> Path:
-    """Where the `emoji` benchmark built with these arguments (those of `ensure_emoji`) is cached.
+def emoji_cache_dir(cache_dir: str | os.PathLike | None = None, **options) -> Path:
+    """Where the `emoji` benchmark built with these parameters (`EmojiBuild`'s fields, as `ensure_emoji` takes them)
+    is cached.
 
     Returns:
-        `Path`: `<cache root>/datasets/emoji/<version>_<size>px_<n>renders_seed<seed>` (with `_max<m>` when
-        `max_emoji_per_class` is set).
+        `Path`: `<cache root>/datasets/emoji/<EmojiBuild.variant>`.
     """
-    variant = f"{EMOJI_VERSION}_{int(image_size)}px_{int(renders_per_emoji)}renders_seed{seed}"
-    if max_emoji_per_class is not None:
-        variant += f"_max{int(max_emoji_per_class)}"
-    return embedded_dataset_dir("emoji", variant, cache_dir)
+    return embedded_dataset_dir("emoji", EmojiBuild(**options).variant, cache_dir)
 
 
 def ensure_emoji(
@@ -436,10 +453,12 @@ def ensure_emoji(
         ValueError: If an argument is out of range.
         ImportError: If the packages of the `emoji` extra are missing (before any folder is created).
     """
-    _check_arguments(image_size, renders_per_emoji, max_emoji_per_class)  # before creating any folder
+    options = asdict(
+        EmojiBuild(image_size, renders_per_emoji, seed, max_emoji_per_class)
+    )  # checked, no folder yet
     _imports()
     return build_once(
-        emoji_cache_dir(image_size, renders_per_emoji, seed, max_emoji_per_class, cache_dir),
-        lambda folder: build_emoji(folder, image_size, renders_per_emoji, seed, max_emoji_per_class),
+        emoji_cache_dir(cache_dir, **options),
+        lambda folder: build_emoji(folder, **options),
         description=f"the embedded 'emoji' benchmark ({image_size}px, {renders_per_emoji} renders per emoji)",
     )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ __all__ = [
     "STYLES_CLASSES",
     "STYLES_DOMAINS",
     "STYLES_VERSION",
+    "StylesBuild",
     "build_styles",
     "ensure_styles",
     "stylize",
@@ -210,42 +212,66 @@ def stylize(image: np.ndarray, style: str, rng: np.random.Generator | None = Non
     )
 
 
-def _check_arguments(image_size: int, examples_per_class: int, crop_area: tuple[float, float]) -> None:
-    if not 16 <= int(image_size) <= 512:
-        raise ValueError(f"image_size must be between 16 and 512 for 'styles', got {image_size!r}.")
-    if int(examples_per_class) < 1:
-        raise ValueError(f"examples_per_class must be a positive integer, got {examples_per_class!r}.")
-    low, high = crop_area
-    if not 0.0 < low <= high <= 1.0:
-        raise ValueError(
-            f"crop_area must be (min, max) fractions of the photo's area with 0 < min <= max <= 1, "
-            f"got {crop_area!r}."
-        )
-
-
 # Defaults of the benchmark (see docs/styles.md for how they were chosen).
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_EXAMPLES_PER_CLASS = 100
 DEFAULT_CROP_AREA = (0.0025, 0.01)
 
 
-def build_styles(
-    output_dir: str | os.PathLike,
-    image_size: int = DEFAULT_IMAGE_SIZE,
-    examples_per_class: int = DEFAULT_EXAMPLES_PER_CLASS,
-    crop_area: tuple[float, float] = DEFAULT_CROP_AREA,
-    seed: int = 0,
-) -> Path:
-    """Builds the `styles` benchmark into `output_dir` (laid out like a Hub dataset repository).
+@dataclass(frozen=True)
+class StylesBuild:
+    """The parameters of a `styles` build (those of `ensure_styles` but the cache root), checked on creation; they
+    name the build's cache folder (`variant`).
 
     Args:
-        output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written
-            inside it.
         image_size (`int`, *optional*, defaults to `64`): Side of the square RGB images (16 to 512).
         examples_per_class (`int`, *optional*, defaults to `100`): Crops per class and per domain.
         crop_area (`tuple[float, float]`, *optional*, defaults to `(0.0025, 0.01)`): Range of a crop's area as a
             fraction of its photo's area (drawn uniformly).
         seed (`int`, *optional*, defaults to `0`): Seed of the crops and of the styles' random parts.
+
+    Raises:
+        ValueError: If an argument is out of range.
+    """
+
+    image_size: int = DEFAULT_IMAGE_SIZE
+    examples_per_class: int = DEFAULT_EXAMPLES_PER_CLASS
+    crop_area: tuple[float, float] = DEFAULT_CROP_AREA
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "crop_area", (float(self.crop_area[0]), float(self.crop_area[1])))
+        if not 16 <= int(self.image_size) <= 512:
+            raise ValueError(f"image_size must be between 16 and 512 for 'styles', got {self.image_size!r}.")
+        if int(self.examples_per_class) < 1:
+            raise ValueError(
+                f"examples_per_class must be a positive integer, got {self.examples_per_class!r}."
+            )
+        low, high = self.crop_area
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"crop_area must be (min, max) fractions of the photo's area with 0 < min <= max <= 1, "
+                f"got {self.crop_area!r}."
+            )
+
+    @property
+    def variant(self) -> str:
+        """The cache folder's name: `<version>_<size>px_<n>pc_area<min>-<max>_seed<seed>`."""
+        low, high = self.crop_area
+        return (
+            f"{STYLES_VERSION}_{int(self.image_size)}px_{int(self.examples_per_class)}pc_area{low:g}-{high:g}_"
+            f"seed{self.seed}"
+        )
+
+
+def build_styles(output_dir: str | os.PathLike, **options) -> Path:
+    """Builds the `styles` benchmark into `output_dir` (laid out like a Hub dataset repository).
+
+    Args:
+        output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written
+            inside it.
+        **options: The build's parameters, `StylesBuild`'s fields (`image_size`, `examples_per_class`,
+            `crop_area`, `seed`).
 
     Returns:
         `Path`: The Parquet file written.
@@ -254,7 +280,13 @@ def build_styles(
         ValueError: If an argument is out of range.
         ImportError: If the packages of the `offline` extra are missing.
     """
-    _check_arguments(image_size, examples_per_class, crop_area)
+    build = StylesBuild(**options)
+    image_size, examples_per_class, crop_area, seed = (
+        build.image_size,
+        build.examples_per_class,
+        build.crop_area,
+        build.seed,
+    )
     size, render = int(image_size), 2 * int(image_size)
     photos = {name: _photo_at_common_area(name) for name in STYLES_CLASSES}
     images, labels, domain_ids = [], [], []
@@ -271,23 +303,14 @@ def build_styles(
     return write_image_table(output_dir, images, labels, domain_ids, STYLES_CLASSES, STYLES_DOMAINS)
 
 
-def styles_cache_dir(
-    image_size: int = DEFAULT_IMAGE_SIZE,
-    examples_per_class: int = DEFAULT_EXAMPLES_PER_CLASS,
-    crop_area: tuple[float, float] = DEFAULT_CROP_AREA,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-) -> Path:
-    """Where the `styles` benchmark built with these arguments (those of `ensure_styles`) is cached.
+def styles_cache_dir(cache_dir: str | os.PathLike | None = None, **options) -> Path:
+    """Where the `styles` benchmark built with these parameters (`StylesBuild`'s fields, as `ensure_styles` takes
+    them) is cached.
 
     Returns:
-        `Path`: `<cache root>/datasets/styles/<version>_<size>px_<n>pc_area<min>-<max>_seed<seed>`.
+        `Path`: `<cache root>/datasets/styles/<StylesBuild.variant>`.
     """
-    low, high = (float(v) for v in crop_area)
-    variant = (
-        f"{STYLES_VERSION}_{int(image_size)}px_{int(examples_per_class)}pc_area{low:g}-{high:g}_seed{seed}"
-    )
-    return embedded_dataset_dir("styles", variant, cache_dir)
+    return embedded_dataset_dir("styles", StylesBuild(**options).variant, cache_dir)
 
 
 def ensure_styles(
@@ -314,10 +337,9 @@ def ensure_styles(
     Raises:
         ValueError: If an argument is out of range.
     """
-    crop_area = (float(crop_area[0]), float(crop_area[1]))
-    _check_arguments(image_size, examples_per_class, crop_area)  # before creating any folder
+    options = asdict(StylesBuild(image_size, examples_per_class, crop_area, seed))  # checked, no folder yet
     return build_once(
-        styles_cache_dir(image_size, examples_per_class, crop_area, seed, cache_dir),
-        lambda folder: build_styles(folder, image_size, examples_per_class, crop_area, seed),
+        styles_cache_dir(cache_dir, **options),
+        lambda folder: build_styles(folder, **options),
         description=f"the embedded 'styles' benchmark ({image_size}px, {examples_per_class} per class)",
     )
