@@ -59,7 +59,7 @@ def joined_problems(problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
     return f"{len(problems)} problems: " + "; ".join(
-        f"({i}) {problem}" for i, problem in enumerate(problems, 1)
+        f"({i}) {problem.rstrip('.')}" for i, problem in enumerate(problems, 1)
     )
 
 
@@ -207,7 +207,12 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
         try:
             held_out_domains(data.test_domains, domains, info)
         except ValueError as error:
-            yield f"{' '.join(str(error).split())} Or 'all' to hold each domain out in turn."
+            message = " ".join(str(error).split())
+            yield (
+                f"{message} Or 'all' to hold each domain out in turn"
+                if "Unknown domain" in message
+                else message
+            )
 
 
 # How many images of a local folder are opened before any work (one per domain and class, up to this many).
