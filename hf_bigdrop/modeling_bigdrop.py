@@ -100,13 +100,18 @@ class BigDropPreTrainedModel(PreTrainedModel):
 
         A folder that holds a weightless base (`BASE_CONFIG_FILE`, written beside a LoRA adapter) is the model
         before training, by its own description: built with [`from_backbone`] from the backbone it names, with its
-        labels, dropout and head initialisation; peft's `AutoPeftModel` loads an adapter onto it.
+        labels, dropout and head initialisation; peft's `AutoPeftModel` loads an adapter onto it. Of the loading
+        options only `dtype` applies there (the backbone loads from its own name).
         """
         source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
         base = os.path.join(os.fspath(source), BASE_CONFIG_FILE) if source is not None else ""
-        if os.path.isfile(base):
-            return cls._from_weightless_base(base)
         output_loading_info = kwargs.pop("output_loading_info", False)
+        if os.path.isfile(base):
+            model = cls._from_weightless_base(base)
+            dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+            if isinstance(dtype, torch.dtype):
+                model = model.to(dtype)
+            return (model, {"missing_keys": [], "unexpected_keys": []}) if output_loading_info else model
         model, loading_info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         missing = sorted(loading_info.get("missing_keys", ()))
         if missing:

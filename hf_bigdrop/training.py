@@ -311,7 +311,7 @@ class BigDropTrainer(Trainer):
             batch_sampler=sampler,
             collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory,
+            pin_memory=self.args.dataloader_pin_memory and self.args.device.type != "cpu",
             persistent_workers=self.args.dataloader_persistent_workers
             and self.args.dataloader_num_workers > 0,
             prefetch_factor=self.args.dataloader_prefetch_factor,
@@ -334,7 +334,7 @@ class BigDropTrainer(Trainer):
             batch_size=self.args.eval_batch_size,
             collate_fn=self.data_collator,
             num_workers=0,
-            pin_memory=self.args.dataloader_pin_memory,
+            pin_memory=self.args.dataloader_pin_memory and self.args.device.type != "cpu",
         )
         return self.accelerator.prepare(loader)
 

@@ -5,6 +5,7 @@ Every field is a command-line flag under `HfArgumentParser`; `BigDropTrainer` (`
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -16,6 +17,15 @@ from .metric_keys import metric_key, parse_metric_key
 from .selection import LAST_STEP, ORACLE, SELECTION_RULES, TRAINING_DOMAIN_VALIDATION, selection_rule
 
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    """Once a process (a sweep checks every job's arguments)."""
+    logger.warning(
+        "bf16 on this CPU is emulated (no AVX512-BF16 or AMX kernels): training runs several times slower than fp32 "
+        "(12x for Lite0 at 224 px on an AVX2-only CPU, docs/benchmarks.md); leave --bf16 out"
+    )
 
 
 def _native_cpu_bf16() -> bool:
@@ -142,10 +152,7 @@ class BigDropTrainingArguments(TrainingArguments):
             # anyway, where bf16 autocast works (about twice the fp32 speed on CPUs with AVX512-BF16 or AMX).
             self.use_cpu = True
         if self.bf16 and (self.use_cpu or not torch.accelerator.is_available()) and not _native_cpu_bf16():
-            logger.warning(
-                "bf16 on this CPU is emulated (no AVX512-BF16 or AMX kernels): training runs several times slower "
-                "than fp32 (12x for Lite0 at 224 px on an AVX2-only CPU, docs/benchmarks.md); leave --bf16 out"
-            )
+            _warn_emulated_bf16()
         if self.use_cpu or not torch.accelerator.is_available():
             self.dataloader_pin_memory = (
                 False  # pinned memory serves copies to an accelerator; torch warns without one

@@ -245,6 +245,9 @@ def test_bf16_on_a_machine_without_accelerator_runs_on_the_cpu(tmp_path, monkeyp
 
 
 def test_bf16_where_the_cpu_only_emulates_it_is_warned_about(tmp_path, monkeypatch, caplog):
+    from hf_bigdrop.training_args import _warn_emulated_bf16
+
+    _warn_emulated_bf16.cache_clear()  # once a process: another test may have warned already
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     with caplog.at_level("WARNING", logger="hf_bigdrop.training_args"):
@@ -417,6 +420,14 @@ def test_a_dataset_that_cannot_load_offline_is_refused_before_any_work(
     monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path / "datasets")
     argv = [*tiny_flags(backbone, tmp_path / "run"), *flags, "--test_domains", "S"]
     assert re.search(message, _refused(argv, capsys))
+
+
+def test_a_registered_dataset_from_data_files_has_its_domains_checked(backbone, tmp_path, capsys, no_work):
+    (tmp_path / "pacs").mkdir()
+    (tmp_path / "pacs" / "train.parquet").write_bytes(b"")  # a Hub-like copy: its domains are the registry's
+    flags = ["--dataset", "PACS", "--data_dir", str(tmp_path / "pacs"), "--test_domains", "sketchh"]
+    line = _refused([*tiny_flags(backbone, tmp_path / "run"), *flags], capsys)
+    assert re.search(r"Unknown domain 'sketchh' in test_domains.*'sketch'", line)
 
 
 def test_a_backbone_folder_without_a_config_is_refused(backbone, tmp_path, capsys, no_work):

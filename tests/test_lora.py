@@ -245,3 +245,19 @@ def test_an_adapter_of_an_embedded_backbone_saves_without_peft_vocabulary_warnin
         save_adapter(adapted, tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "adapter" / "README.md").exists()
+
+
+def test_the_weightless_base_beside_an_adapter_loads_like_a_checkpoint(tmp_path):
+    from hf_bigdrop.lora import save_adapter
+
+    save_classifier("resnet", tmp_path / "backbone")
+    model = BigDropForImageClassification.from_backbone(
+        tmp_path / "backbone", num_labels=3, id2label={0: "a", 1: "b", 2: "c"}
+    )
+    save_adapter(add_lora(model, r=2, target_modules=["convolution"]), tmp_path / "adapter")
+    base, info = BigDropForImageClassification.from_pretrained(
+        tmp_path / "adapter", output_loading_info=True, dtype=torch.float64
+    )
+    assert info["missing_keys"] == [] and base.dtype == torch.float64
+    assert base.config.id2label == {0: "a", 1: "b", 2: "c"}
+    assert base.config.backbone_name_or_path == str(tmp_path / "backbone")

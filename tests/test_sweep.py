@@ -108,6 +108,10 @@ def test_the_budget_pilots_and_converged_sweeps_pass_their_checks(name, runs, bu
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\ncombine: maybe\n",
             "true or false",
         ),
+        (  # given explicitly, even the default must be a grid key
+            "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\nmethod_keys: [dropout_rate]\n",
+            r"method_keys \['dropout_rate'\] are not grid keys",
+        ),
         (
             "config: c.yaml\noutput_dir: o\ngrid: {seed: [0], test_domains: [a]}\nmethod_keys: [learning_rate]\n",
             r"method_keys \['learning_rate'\] are not grid keys",

@@ -3,6 +3,7 @@ model is loaded, each problem a `UsageError` in one line that names the value an
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from ..backbones import EMBEDDED_BACKBONES, is_embedded_backbone, resolve_backbo
 from ..configuration_bigdrop import BigDropConfig
 from ..data import RECIPES, list_datasets
 from ..data.loading import sampling_problems
-from ..data.registry import held_out_domains
+from ..data.registry import get_dataset_info, held_out_domains
 from ..data.resolving import LAYOUT, local_kind, registered_dataset
 from ..data.sources import scan_folder
 from ..lora import LORA_EXTRA_HINT, add_lora, lora_argument_problems
@@ -128,9 +129,12 @@ def _lora_target_problems(arguments: ExperimentArguments) -> Iterator[str]:
     from transformers import AutoConfig
 
     source = resolve_backbone_name(arguments.model.backbone)
-    config = BigDropConfig(
-        backbone_config=AutoConfig.from_pretrained(source), num_labels=2, **arguments.model.config_kwargs()
-    )
+    try:
+        backbone_config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as error:  # a repository that cannot be reached or read
+        yield f"backbone {arguments.model.backbone!r}: {' '.join(str(error).split())}"
+        return
+    config = BigDropConfig(backbone_config=backbone_config, num_labels=2, **arguments.model.config_kwargs())
     with torch.device("meta"):
         model = BigDropForImageClassification(config)
     try:
@@ -174,7 +178,9 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
                 f"dataset {hub_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: "
                 f"download it once with network{', or pass a local copy with --data_dir' if info else ''}"
             )
-    folder = local if local is not None and local_kind(local) == "folder" else None
+    folder = (
+        local if local is not None and _local_summary(str(local.resolve()), None)[0] == "folder" else None
+    )
     all_domains = "all" in [domain.lower() for domain in data.test_domains]
     if all_domains and not data.leave_one_domain_out:
         yield f"--test_domains 'all' holds each domain out in turn: give it alone, not {data.test_domains}"
@@ -185,6 +191,7 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
         for problem in sampling_problems(
             holdout_fraction=data.holdout_fraction,
             test_holdout_fraction=data.test_holdout_fraction,
+            test_group_fraction=data.test_group_fraction,
             seed=arguments.training.seed,
             max_per_domain=data.max_per_domain,
         )
@@ -194,14 +201,11 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
         yield f"unknown --augmentation {data.augmentation!r}; choose one of {sorted(RECIPES)}"
     domains = None
     if folder is not None:
-        try:
-            layout = scan_folder(folder, info)
-        except ValueError as error:
-            yield " ".join(str(error).split())
+        _, domains, problems = _local_summary(str(folder.resolve()), info.name if info is not None else None)
+        yield from problems
+        if domains is None:
             return
-        domains = layout.domains
-        yield from _unreadable_sample(layout)
-    elif info is not None and info.builder is not None:
+    elif info is not None:
         domains = info.domain_names
     if domains is not None and not all_domains:
         try:
@@ -217,6 +221,21 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
 
 # How many images of a local folder are opened before any work (one per domain and class, up to this many).
 UNREADABLE_SAMPLE = 256
+
+
+@functools.lru_cache(maxsize=16)
+def _local_summary(folder: str, dataset: str | None) -> tuple[str, list[str] | None, tuple[str, ...]]:
+    """A local folder read once per process (a sweep checks many jobs on one folder): how it loads (`local_kind`),
+    and for a DomainBed folder its domains (`None` when its layout is wrong) and the problems of its layout and of a
+    sample of its images."""
+    kind = local_kind(Path(folder))
+    if kind != "folder":
+        return kind, None, ()
+    try:
+        layout = scan_folder(folder, get_dataset_info(dataset) if dataset else None)
+    except ValueError as error:
+        return kind, None, (" ".join(str(error).split()),)
+    return kind, layout.domains, tuple(_unreadable_sample(layout))
 
 
 def _unreadable_sample(layout) -> Iterator[str]:
@@ -237,10 +256,13 @@ def _unreadable_sample(layout) -> Iterator[str]:
 def _hub_dataset_cached(hub_id: str) -> bool:
     """Whether a Hub dataset can load offline: its files in the Hub cache, or its Arrow copy in `datasets`' cache."""
     import datasets
+    from datasets.naming import camelcase_to_snakecase
     from huggingface_hub import constants
 
+    owner, _, name = hub_id.partition("/")
     hub = Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}"
-    arrow = Path(datasets.config.HF_DATASETS_CACHE) / hub_id.replace("/", "___")
+    # `datasets` names its Arrow copy `<owner>___<name in snake case>` (OfficeHome: office_home).
+    arrow = Path(datasets.config.HF_DATASETS_CACHE) / f"{owner}___{camelcase_to_snakecase(name)}"
     return hub.is_dir() or arrow.is_dir()
 
 

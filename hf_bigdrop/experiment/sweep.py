@@ -52,6 +52,8 @@ from .outputs import leaves_folder, recorded_arguments
 __all__ = ["Job", "Sweep", "setting_name"]
 
 SWEEP_KEYS = ("config", "output_dir", "grid", "arguments", "method_keys", "combine", "slurm")
+# The grid key that tells methods apart when a sweep file names none.
+DEFAULT_METHOD_KEYS = ("dropout_rate",)
 # Grid keys that are the table's axes, never hyperparameters.
 AXES = ("test_domains", "seed")
 # Arguments that the sweep sets for each job.
@@ -68,8 +70,8 @@ class Sweep:
         grid (`dict[str, list]`): argument names and the values to sweep (a single value is a list of one); must
             hold `test_domains` and `seed`.
         arguments (`dict`, *optional*): fixed overrides of the recipe.
-        method_keys (`tuple[str, ...]`, *optional*, defaults to `("dropout_rate",)`): the grid keys that tell methods
-            apart; the other keys are hyperparameters.
+        method_keys (`tuple[str, ...]`, *optional*): the grid keys that tell methods
+            apart (unset: `("dropout_rate",)`); the other keys are hyperparameters. Given, each must be a grid key.
         combine (`bool`, *optional*, defaults to `True`): make the soups and run ensemble of each method's seeds.
         slurm (`dict`, *optional*): submitit parameters.
         source (`str`, *optional*): where the values came from, for messages.
@@ -82,15 +84,16 @@ class Sweep:
     output_dir: Path
     grid: dict[str, list]
     arguments: dict = field(default_factory=dict)
-    method_keys: tuple[str, ...] = ("dropout_rate",)
+    method_keys: tuple[str, ...] | None = None
     combine: bool = True
     slurm: dict = field(default_factory=dict)
     source: str = field(default="the sweep", repr=False, compare=False)
 
     def __post_init__(self):
         problems = []
-        for name, default in (("arguments", {}), ("slurm", {}), ("method_keys", Sweep.method_keys)):
-            if getattr(self, name) is None:  # `key:` with no value in YAML
+        given_method_keys = self.method_keys is not None
+        for name, default in (("arguments", {}), ("slurm", {}), ("method_keys", DEFAULT_METHOD_KEYS)):
+            if getattr(self, name) is None:  # unset, or `key:` with no value in YAML
                 setattr(self, name, default)
         for name, kind in (
             ("grid", dict),
@@ -106,7 +109,7 @@ class Sweep:
             raise UsageError(f"{self.source}: {'; '.join(problems)}")
         self.config, self.output_dir = Path(self.config), Path(self.output_dir)
         self.grid = {key: value if isinstance(value, list) else [value] for key, value in self.grid.items()}
-        self.method_keys = tuple(self.method_keys or ("dropout_rate",))
+        self.method_keys = tuple(self.method_keys or DEFAULT_METHOD_KEYS)
         for key in AXES:
             if not self.grid.get(key):
                 problems.append(f"the grid needs {key!r} (held-out domains and seeds are the table's axes)")
@@ -133,7 +136,7 @@ class Sweep:
         if axes:
             problems.append(f"method_keys cannot hold {axes} (the table's axes)")
         unknown = [key for key in self.method_keys if key not in self.grid and key not in AXES]
-        if unknown and self.method_keys != Sweep.method_keys:
+        if unknown and given_method_keys:
             problems.append(
                 f"method_keys {unknown} are not grid keys; the grid's keys are {sorted(self.grid)}"
             )
