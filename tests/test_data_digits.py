@@ -26,7 +26,7 @@ def splits(cache):
 
 
 def test_domains_classes_and_counts(splits, cache):
-    assert (digits_cache_dir(SIZE, cache_dir=cache) / "data").is_dir()
+    assert (digits_cache_dir(cache, image_size=SIZE) / "data").is_dir()
     train = splits["train"]
     assert train.features["domain"].names == list(DIGITS_DOMAINS)
     assert train.features["label"].names == [str(i) for i in range(10)]

@@ -25,7 +25,7 @@ import gzip
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from .embedded import embedded_dataset_dir, write_image_table
 __all__ = [
     "DIGITS_DOMAINS",
     "DIGITS_VERSION",
+    "DigitsBuild",
     "build_digits",
     "digits_cache_dir",
     "ensure_digits",
@@ -198,35 +199,60 @@ _DOMAIN_BUILDERS: dict[str, Callable[[int, int | None], _DomainImages]] = {
 }
 
 
-def digits_cache_dir(
-    image_size: int = 32, max_per_domain: int | None = None, cache_dir: str | os.PathLike | None = None
-) -> Path:
-    """Where the `digits` benchmark of the given size is cached.
+@dataclass(frozen=True)
+class DigitsBuild:
+    """The parameters of a `digits` build (those of `ensure_digits` but the cache root), checked on creation; they
+    name the build's cache folder (`variant`).
 
     Args:
-        image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images.
-        max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per domain.
+        image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images (8 to 256).
+        max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per domain
+            (the first ones of each domain's deterministic order), for fast tests.
+
+    Raises:
+        ValueError: If `image_size` or `max_per_domain` is out of range.
+    """
+
+    image_size: int = 32
+    max_per_domain: int | None = None
+
+    def __post_init__(self):
+        if not 8 <= int(self.image_size) <= 256:
+            raise ValueError(f"image_size must be between 8 and 256 for 'digits', got {self.image_size!r}.")
+        if self.max_per_domain is not None and int(self.max_per_domain) < 1:
+            raise ValueError(
+                f"max_per_domain must be a positive integer or None, got {self.max_per_domain!r}."
+            )
+
+    @property
+    def variant(self) -> str:
+        """The cache folder's name: `<version>_<size>px` (with `_max<n>` when `max_per_domain` is set)."""
+        suffix = "" if self.max_per_domain is None else f"_max{self.max_per_domain}"
+        return f"{DIGITS_VERSION}_{self.image_size}px{suffix}"
+
+
+def digits_cache_dir(cache_dir: str | os.PathLike | None = None, **options) -> Path:
+    """Where the `digits` benchmark built with these parameters (`DigitsBuild`'s fields, as `ensure_digits` takes
+    them) is cached.
+
+    Args:
         cache_dir (`str | os.PathLike | None`, *optional*, defaults to `None`): Cache root; defaults to
             `$HF_BIGDROP_CACHE`, else `$HF_HOME/hf_bigdrop` (`hf_bigdrop.cache.default_cache_root`).
+        **options: `image_size`, `max_per_domain`.
 
     Returns:
-        `Path`: `<cache root>/datasets/digits/<version>_<size>px[_max<n>]`.
+        `Path`: `<cache root>/datasets/digits/<DigitsBuild.variant>`.
     """
-    suffix = "" if max_per_domain is None else f"_max{max_per_domain}"
-    return embedded_dataset_dir("digits", f"{DIGITS_VERSION}_{image_size}px{suffix}", cache_dir)
+    return embedded_dataset_dir("digits", DigitsBuild(**options).variant, cache_dir)
 
 
-def build_digits(
-    output_dir: str | os.PathLike, image_size: int = 32, max_per_domain: int | None = None
-) -> Path:
+def build_digits(output_dir: str | os.PathLike, **options) -> Path:
     """Builds the `digits` benchmark into `output_dir` (laid out like a Hub dataset repository).
 
     Args:
         output_dir (`str | os.PathLike`): Folder to create; `data/train-00000-of-00001.parquet` is written
             inside it.
-        image_size (`int`, *optional*, defaults to `32`): Side of the square RGB images (8 to 256).
-        max_per_domain (`int | None`, *optional*, defaults to `None`): Keep at most this many images per
-            domain (the first ones of each domain's deterministic order), for fast tests.
+        **options: The build's parameters, `DigitsBuild`'s fields (`image_size`, `max_per_domain`).
 
     Returns:
         `Path`: The Parquet file written.
@@ -235,13 +261,10 @@ def build_digits(
         ValueError: If `image_size` or `max_per_domain` is out of range.
         ImportError: If the packages of the `offline` extra are missing.
     """
-    if not 8 <= int(image_size) <= 256:
-        raise ValueError(f"image_size must be between 8 and 256 for 'digits', got {image_size!r}.")
-    if max_per_domain is not None and int(max_per_domain) < 1:
-        raise ValueError(f"max_per_domain must be a positive integer or None, got {max_per_domain!r}.")
+    build = DigitsBuild(**options)
     images, labels, domains = [], [], []
     for domain_id, domain in enumerate(DIGITS_DOMAINS):
-        part = _DOMAIN_BUILDERS[domain](int(image_size), max_per_domain)
+        part = _DOMAIN_BUILDERS[domain](int(build.image_size), build.max_per_domain)
         images += list(part.images)
         labels += part.labels.tolist()
         domains += [domain_id] * len(part.labels)
@@ -261,9 +284,13 @@ def ensure_digits(
 
     Returns:
         `Path`: The folder, laid out like a Hub dataset repository.
+
+    Raises:
+        ValueError: If `image_size` or `max_per_domain` is out of range (before any folder is created).
     """
+    options = asdict(DigitsBuild(image_size, max_per_domain))  # checked, no folder yet
     return build_once(
-        digits_cache_dir(image_size, max_per_domain, cache_dir),
-        lambda folder: build_digits(folder, image_size=image_size, max_per_domain=max_per_domain),
+        digits_cache_dir(cache_dir, **options),
+        lambda folder: build_digits(folder, **options),
         description=f"the embedded 'digits' benchmark ({image_size}px)",
     )
