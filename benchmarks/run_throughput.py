@@ -109,7 +109,8 @@ def optimizer_for(model, training) -> torch.optim.Optimizer:
 
 
 def step_images_per_second(arguments, batch: int, size: int, steps: int = 10, rounds: int = 3) -> float:
-    """Images/s of the bare training step (forward, cross-entropy, backward, optimizer) on random images."""
+    """Images/s of the bare training step (forward, cross-entropy, backward, optimizer) on random images, in the
+    run's memory format and precision."""
     model = BigDropForImageClassification.from_backbone(
         arguments.model.backbone, num_labels=10, **arguments.model.config_kwargs()
     )
@@ -120,7 +121,10 @@ def step_images_per_second(arguments, batch: int, size: int, steps: int = 10, ro
     labels = torch.randint(0, 10, (batch,))
 
     def step():
-        model(pixels, labels=labels).loss.backward()
+        # In the run's precision: bf16 autocast with fp32 weights where the recipe sets `bf16`, as the Trainer does.
+        with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=bool(arguments.training.bf16)):
+            loss = model(pixels, labels=labels).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad()
 
