@@ -120,3 +120,14 @@ def test_train_throughput_times_each_variant_and_bf16_when_asked(tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "images/s" not in line]
     assert [row.split(" | ")[0] for row in rows] == ["| default", "| channels_last", "| channels_last_bf16"]
     assert rows[0].endswith("| 1.00x |")
+
+
+def test_run_throughput_prints_the_run_against_its_step(backbone, tmp_path):
+    script = REPO / "benchmarks" / "run_throughput.py"
+    recipe = REPO / "examples" / "configs" / "digits.yaml"
+    flags = ["--backbone", str(backbone), "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2"]
+    flags += ["--max_per_domain", "24", "--per_domain_batch_size", "4", "--dataloader_num_workers", "0"]
+    flags += ["--weight_averaging_start_step", "2", "--ensemble_start_step", "none", "--bf16", "True"]
+    result = run([sys.executable, str(script), str(recipe), *flags], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| **ratio run / step** |" in result.stdout and "| evaluation: live |" in result.stdout
