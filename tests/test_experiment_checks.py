@@ -182,6 +182,11 @@ BAD_RECIPES = [
     ("recipe.yaml", "dropout_rate: 1.5\n", r"dropout_rate.*\[0, 1\)"),
     ("recipe.yaml", "pooling: average\n", r"--pooling.*invalid choice: 'average'"),
     ("recipe.yaml", "classifier_lr_multiplier: .nan\n", r"must be a finite number, got nan"),
+    (  # every bad value of a recipe at once
+        "recipe.yaml",
+        "max_steps: 4.5\npooling: average\n",
+        r"--max_steps: invalid int value: '4.5'; argument --pooling: invalid choice: 'average'.*\(in recipe",
+    ),
 ]
 
 

@@ -393,7 +393,32 @@ def _recipe_flags(values: dict, parser: argparse.ArgumentParser) -> tuple[list[s
             tokens += [f"--{key}", *(_token(item) for item in value)]
         else:
             tokens += [f"--{key}", _token(value)]
+    problems = _recipe_value_problems(values, parser)
+    if problems:  # every bad value at once (argparse would stop at the first)
+        raise UsageError(f"{'; '.join(problems)} (in recipe {parser.recipe!r})")
     return tokens, nulls
+
+
+def _recipe_value_problems(values: dict, parser: argparse.ArgumentParser) -> list[str]:
+    """Each recipe value that its flag's argparse `type` or `choices` refuses, in argparse's words."""
+    actions = {action.dest: action for action in parser._actions}
+    problems = []
+    for key, value in values.items():
+        action = actions.get(key)
+        if action is None or value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            token = _token(item)
+            try:
+                converted = action.type(token) if action.type is not None else token
+            except (TypeError, ValueError, argparse.ArgumentTypeError):
+                kind = getattr(action.type, "__name__", "")
+                problems.append(f"argument --{key}: invalid {kind} value: {token!r}")
+                continue
+            if action.choices is not None and converted not in action.choices:
+                choices = ", ".join(repr(choice) for choice in action.choices)
+                problems.append(f"argument --{key}: invalid choice: {token!r} (choose from {choices})")
+    return problems
 
 
 def _token(value: object) -> str:
