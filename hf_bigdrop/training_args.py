@@ -149,7 +149,7 @@ class BigDropTrainingArguments(TrainingArguments):
             )
         if self.bf16 and not self.use_cpu and not torch.accelerator.is_available():
             # transformers refuses bf16 without a GPU unless use_cpu is set; with no accelerator the run is on the CPU
-            # anyway, where bf16 autocast works (about twice the fp32 speed on CPUs with AVX512-BF16 or AMX).
+            # anyway, where bf16 autocast works (faster than fp32 only on CPUs with AVX512-BF16 or AMX: below).
             self.use_cpu = True
         if self.bf16 and (self.use_cpu or not torch.accelerator.is_available()) and not _native_cpu_bf16():
             _warn_emulated_bf16()

@@ -403,7 +403,10 @@ def test_an_unreadable_image_in_a_local_folder_is_found_before_any_work(backbone
     folder = _domainbed_folder(tmp_path / "data", {"a": {"x": 1}, "b": {"x": 1}})
     (folder / "b" / "x" / "0.png").write_bytes(b"not a png")
     argv = [*tiny_flags(backbone, tmp_path / "run"), "--dataset", str(folder), "--test_domains", "a"]
-    assert re.search(r"unreadable image '.*b/x/0.png' \(UnidentifiedImageError\)", _refused(argv, capsys))
+    assert re.search(
+        r"unreadable image '.*b/x/0.png' \(UnidentifiedImageError: cannot identify image file",
+        _refused(argv, capsys),
+    )
 
 
 @pytest.mark.parametrize(

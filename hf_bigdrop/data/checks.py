@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from .registry import DomainDatasetInfo, normalize_name
 from .splitting import arrow_column
 
-__all__ = ["check_classes", "drop_or_raise_unreadable"]
+__all__ = ["check_classes", "drop_or_raise_unreadable", "unreadable_reason"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def check_classes(dataset: datasets.Dataset, info: DomainDatasetInfo | None) -> 
         )
 
 
-def _unreadable_reason(entry: dict | None) -> str | None:
+def unreadable_reason(entry: dict | None) -> str | None:
     """Why an Arrow image entry `{"bytes", "path"}` cannot be opened, or None when it can."""
     if entry is None:
         return "missing image"
@@ -63,7 +63,7 @@ def drop_or_raise_unreadable(dataset: datasets.Dataset, *, skip: bool) -> datase
     offset = 0
     for chunk in arrow_column(dataset, "image").chunks:
         for i, entry in enumerate(chunk.to_pylist()):
-            reason = _unreadable_reason(entry)
+            reason = unreadable_reason(entry)
             if reason is None:
                 continue
             if not skip:

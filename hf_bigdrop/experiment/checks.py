@@ -14,6 +14,7 @@ import torch
 from ..backbones import EMBEDDED_BACKBONES, is_embedded_backbone, resolve_backbone_name
 from ..configuration_bigdrop import BigDropConfig
 from ..data import RECIPES, list_datasets
+from ..data.checks import unreadable_reason
 from ..data.loading import sampling_problems
 from ..data.registry import get_dataset_info, held_out_domains
 from ..data.resolving import LAYOUT, local_kind, registered_dataset
@@ -44,9 +45,10 @@ def check_experiment_arguments(arguments: ExperimentArguments) -> None:
     Raises:
         `UsageError`: every problem found, in one line (the checks that build on a value run once it passed).
     """
+    backbone = list(_backbone_problems(arguments.model.backbone))
     problems = [
-        *_backbone_problems(arguments.model.backbone),
-        *_lora_problems(arguments),
+        *backbone,
+        *_lora_problems(arguments, backbone_loads=not backbone),
         *_data_problems(arguments),
         *_training_problems(arguments),
         *_output_problems(arguments),
@@ -96,7 +98,8 @@ def _backbone_problems(name: str) -> Iterator[str]:
         )
 
 
-def _lora_problems(arguments: ExperimentArguments) -> Iterator[str]:
+def _lora_problems(arguments: ExperimentArguments, backbone_loads: bool) -> Iterator[str]:
+    """LoRA's arguments; their targets on the backbone only when it loads (`backbone_loads`: no backbone problem)."""
     model = arguments.model
     if model.lora_r < 0:
         yield f"--lora_r must be >= 0 (0: full fine-tuning, no LoRA), got {model.lora_r}"
@@ -119,7 +122,7 @@ def _lora_problems(arguments: ExperimentArguments) -> Iterator[str]:
     lora = arguments.model.lora_kwargs()
     problems = lora_argument_problems(**lora, freeze_backbone=model.freeze_backbone)
     yield from problems
-    if not problems and not list(_backbone_problems(model.backbone)):
+    if not problems and backbone_loads:
         yield from _lora_target_problems(arguments)
 
 
@@ -178,8 +181,11 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
                 f"dataset {hub_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: "
                 f"download it once with network{', or pass a local copy with --data_dir' if info else ''}"
             )
-    folder = (
-        local if local is not None and _local_summary(str(local.resolve()), None)[0] == "folder" else None
+    # A local folder read once: how it loads and, for a DomainBed folder, its domains and problems.
+    kind, folder_domains, folder_problems = (
+        _local_summary(str(local.resolve()), info.name if info is not None else None)
+        if local is not None
+        else (None, None, ())
     )
     all_domains = "all" in [domain.lower() for domain in data.test_domains]
     if all_domains and not data.leave_one_domain_out:
@@ -192,19 +198,17 @@ def _data_problems(arguments: ExperimentArguments) -> Iterator[str]:
             holdout_fraction=data.holdout_fraction,
             test_holdout_fraction=data.test_holdout_fraction,
             test_group_fraction=data.test_group_fraction,
-            seed=arguments.training.seed,
             max_per_domain=data.max_per_domain,
-        )
-        if not problem.startswith("seed")  # the training arguments judge the seed
+        )  # the seed is the training arguments' to judge
     )
     if data.augmentation not in RECIPES:
         yield f"unknown --augmentation {data.augmentation!r}; choose one of {sorted(RECIPES)}"
     domains = None
-    if folder is not None:
-        _, domains, problems = _local_summary(str(folder.resolve()), info.name if info is not None else None)
-        yield from problems
-        if domains is None:
+    if kind == "folder":
+        yield from folder_problems
+        if folder_domains is None:
             return
+        domains = folder_domains
     elif info is not None:
         domains = info.domain_names
     if domains is not None and not all_domains:
@@ -239,17 +243,12 @@ def _local_summary(folder: str, dataset: str | None) -> tuple[str, list[str] | N
 
 
 def _unreadable_sample(layout) -> Iterator[str]:
-    """Opens the first image of each domain and class (up to `UNREADABLE_SAMPLE`): a folder of unreadable files is
-    refused before any work (the loader checks every image when it loads)."""
-    from PIL import Image
-
-    sample = [files[0] for files in layout.files.values() if files][:UNREADABLE_SAMPLE]
-    for path in sample:
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except Exception as error:  # PIL raises many types for a bad file
-            yield f"unreadable image {path!r} ({type(error).__name__}): remove or fix it, or the folder's others"
+    """Opens the first image of each domain and class (up to `UNREADABLE_SAMPLE`) as the loader opens every image
+    (`data.checks.unreadable_reason`): a folder of unreadable files is refused before any work."""
+    for path in [files[0] for files in layout.files.values() if files][:UNREADABLE_SAMPLE]:
+        reason = unreadable_reason({"bytes": None, "path": path})
+        if reason is not None:
+            yield f"unreadable image {path!r} ({reason}): remove or fix it, or the folder's others"
             return
 
 

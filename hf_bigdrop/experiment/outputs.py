@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..checkpoints import ResumeError, last_complete_checkpoint, resume_checkpoint
+from ..checkpoints import ResumeError, resume_checkpoint
 from ..results import RESULTS_FILE, RunResults
 from .arguments import ExperimentArguments, RunArguments, UsageError, changed_arguments
 
@@ -108,11 +108,11 @@ def checkpoint_to_resume(
     """
     if resume_from_checkpoint is not None:
         latest = resume_from_checkpoint in RESUME_LATEST
-        if latest and missing_ok and last_complete_checkpoint(output_dir, required_files) is None:
-            return None
         try:
             return resume_checkpoint(output_dir, True if latest else resume_from_checkpoint, required_files)
         except ResumeError as error:
+            if latest and missing_ok:  # no complete checkpoint: the job starts afresh
+                return None
             raise UsageError(f"--resume_from_checkpoint: {error}") from None
     earlier = earlier_run_files(output_dir)
     if earlier and not run_args.overwrite_output_dir:

@@ -160,9 +160,11 @@ class Sweep:
         where = f"sweep file {str(path)!r}"
         unknown = sorted(set(values) - set(SWEEP_KEYS))
         missing = [key for key in ("config", "output_dir", "grid") if key not in values]
-        problems = [
-            f"unknown key(s) {unknown_names(unknown, SWEEP_KEYS)}; valid: {', '.join(SWEEP_KEYS)}"
-        ] * bool(unknown) + [f"needs {key!r}" for key in missing]
+        problems = [f"needs {key!r}" for key in missing]
+        if unknown:
+            problems.insert(
+                0, f"unknown key(s) {unknown_names(unknown, SWEEP_KEYS)}; valid: {', '.join(SWEEP_KEYS)}"
+            )
         if problems:
             raise UsageError(f"{where}: {'; '.join(problems)}")
         return cls(**values, source=where)
