@@ -70,10 +70,11 @@ def test_evaluation_metrics_are_unchanged(tmp_path):
     assert metrics[0] == metrics[1]
 
 
-def test_training_images_decoded_once_give_the_same_batches():
+@pytest.mark.parametrize("recipe", ["domainbed", "domainbed_batched"])
+def test_training_images_decoded_once_give_the_same_batches(recipe):
     split = colour_dataset({"art": 6, "photo": 5}, seed=4)
-    lazy = apply_transforms(split, PROCESSOR, train=True, image_size=12)
-    decoded = decode_for_training(split, PROCESSOR, image_size=12)
+    lazy = apply_transforms(split, PROCESSOR, train=True, image_size=12, recipe=recipe)
+    decoded = decode_for_training(split, PROCESSOR, image_size=12, recipe=recipe)
     assert isinstance(decoded, DecodedImages) and list(decoded.domain_ids) == split["domain"]
     order = [7, 0, 3, 10]
     torch.manual_seed(5)

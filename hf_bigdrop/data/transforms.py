@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
@@ -18,10 +18,13 @@ import torch
 from PIL import Image as PILImage
 from torchvision.transforms import v2
 
+from .batch_colour import BatchColorJitter, BatchRandomGrayscale
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "RECIPES",
+    "RecipeSteps",
     "DomainBatchTransform",
     "ImageSpec",
     "apply_transforms",
@@ -157,28 +160,55 @@ class ToRGB(torch.nn.Module):
         return image
 
 
-def _domainbed(spec: ImageSpec, train: bool) -> list[Callable]:
-    """DomainBed's augmentation (train) and resize (eval)."""
-    if train:
-        geometry = [
+@dataclass(frozen=True)
+class RecipeSteps:
+    """An augmentation recipe's transforms, in two parts.
+
+    Args:
+        on_image (`list[Callable]`): PIL image -> PIL image, before the conversion to a tensor.
+        on_tensor (`list[Callable]`): after the scaling to [0, 1] and before the normalisation: float tensors in
+            [0, 1], each a `(3, H, W)` image or a `(N, 3, H, W)` batch whose images get their own random draws
+            (`DomainBatchTransform` runs them once on a batch).
+    """
+
+    on_image: list[Callable]
+    on_tensor: list[Callable] = field(default_factory=list)
+
+
+def _domainbed(spec: ImageSpec, train: bool) -> RecipeSteps:
+    """DomainBed's augmentation (train) and resize (eval), every step on PIL images, image by image."""
+    if not train:
+        return RecipeSteps([v2.Resize(spec.size, antialias=True)])
+    return RecipeSteps(
+        [
             v2.RandomResizedCrop(spec.size, scale=(0.7, 1.0), antialias=True),
             v2.RandomHorizontalFlip(),
             v2.ColorJitter(0.3, 0.3, 0.3, 0.3),
             v2.RandomGrayscale(p=0.1),
         ]
-    else:
-        geometry = [v2.Resize(spec.size, antialias=True)]
-    return geometry
+    )
 
 
-def _resize_only(spec: ImageSpec, train: bool) -> list[Callable]:
+def _domainbed_batched(spec: ImageSpec, train: bool) -> RecipeSteps:
+    """DomainBed's augmentation with its colour steps on the batch's tensors (`BatchColorJitter`,
+    `BatchRandomGrayscale`: the same distributions, every image its own draws); crop and flip stay on PIL images."""
+    if not train:
+        return _domainbed(spec, train)
+    return RecipeSteps(
+        [v2.RandomResizedCrop(spec.size, scale=(0.7, 1.0), antialias=True), v2.RandomHorizontalFlip()],
+        [BatchColorJitter(0.3, 0.3, 0.3, 0.3), BatchRandomGrayscale(p=0.1)],
+    )
+
+
+def _resize_only(spec: ImageSpec, train: bool) -> RecipeSteps:
     """No augmentation: resize to the backbone's size (for linear probes and debugging)."""
-    return [v2.Resize(spec.size, antialias=True)]
+    return RecipeSteps([v2.Resize(spec.size, antialias=True)])
 
 
-# Augmentation recipes: `name -> (spec, train) -> transforms before tensor conversion`.
-RECIPES: dict[str, Callable[[ImageSpec, bool], list[Callable]]] = {
+# Augmentation recipes: `name -> (spec, train) -> RecipeSteps`.
+RECIPES: dict[str, Callable[[ImageSpec, bool], RecipeSteps]] = {
     "domainbed": _domainbed,
+    "domainbed_batched": _domainbed_batched,
     "none": _resize_only,
 }
 
@@ -193,14 +223,16 @@ def build_transforms(
 
     `recipe="domainbed"`, train: `RandomResizedCrop(size, scale=(0.7, 1.0))`, `RandomHorizontalFlip()`,
     `ColorJitter(0.3, 0.3, 0.3, 0.3)`, `RandomGrayscale(p=0.1)`; eval: `Resize((h, w))`. Both then
-    convert to float in [0, 1] and normalise with the processor's mean and std.
+    convert to float in [0, 1] and normalise with the processor's mean and std. `recipe="domainbed_batched"` is the
+    same augmentation with the colour steps on float tensors after the conversion (`BatchColorJitter`,
+    `BatchRandomGrayscale`), which `DomainBatchTransform` runs once on a batch, every image with its own draws.
 
     Args:
         image_processor (`Any`, *optional*, defaults to `None`): `transformers` image processor giving size,
             mean and std (`None`: 224 pixels, ImageNet statistics).
         train (`bool`, *optional*, defaults to `False`): Training augmentation or evaluation resize.
         recipe (`str`, *optional*, defaults to `"domainbed"`): A key of `RECIPES`
-            (`"domainbed"` or `"none"`).
+            (`"domainbed"`, `"domainbed_batched"` or `"none"`).
         image_size (`int | Sequence[int] | None`, *optional*, defaults to `None`): Overrides the processor's size.
 
     Returns:
@@ -212,12 +244,14 @@ def build_transforms(
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}; valid recipes: {', '.join(sorted(RECIPES))}.")
     spec = image_spec_from_processor(image_processor, image_size)
+    steps = RECIPES[recipe](spec, train)
     return v2.Compose(
         [
             ToRGB(),
-            *RECIPES[recipe](spec, train),
+            *steps.on_image,
             v2.ToImage(),
             v2.ToDtype(torch.float32, scale=True),
+            *steps.on_tensor,
             v2.Normalize(mean=list(spec.mean), std=list(spec.std)),
         ]
     )
@@ -246,9 +280,11 @@ class DomainBatchTransform:
     Output: `pixel_values` (list of `(3, H, W)` float tensors), `labels` (list of int) and `domain_ids`
     (list of int; dropped by the default collator).
 
-    A `build_transforms` pipeline ends with the scaling to [0, 1] and the normalisation, which draw nothing at random:
-    they run once on the batch's stacked uint8 images (when the images share a size) rather than image by image,
-    with the same element-wise operations, so the pixels are the same and the random augmentation draws are too.
+    A `build_transforms` pipeline ends with the scaling to [0, 1], the recipe's steps on tensors (if any) and the
+    normalisation: they run once on the batch's stacked uint8 images (when the images share a size) rather than image
+    by image. Scaling and normalisation draw nothing at random and are the same element-wise operations, so the pixels
+    and the per-image steps' random draws are the same either way; steps on tensors (`recipe="domainbed_batched"`)
+    draw for every image of the batch after the per-image steps have drawn.
 
     Args:
         transform (`Callable`): Per-image transform, e.g. from `build_transforms`.
@@ -273,18 +309,25 @@ class DomainBatchTransform:
         return output
 
 
+# The steps that run as well on a batch `(N, 3, H, W)` as on one image: deterministic element-wise ones, and those
+# that draw for every image of a batch on its own.
+_BATCH_STEPS = (v2.ToDtype, v2.Normalize, BatchColorJitter, BatchRandomGrayscale)
+
+
 def _split_batchable(transform: Callable) -> tuple[Callable, Callable | None]:
-    """A `Compose` ending with `ToDtype` and `Normalize` (as `build_transforms` makes it) split into its per-image part
-    and that deterministic tail; any other transform is per-image only."""
+    """A `Compose` made by `build_transforms` (`..., ToImage, ToDtype, [steps on tensors], Normalize`) split into its
+    per-image part (up to `ToImage`) and its tail, which runs on a batch; any other transform is per-image only."""
     steps = list(getattr(transform, "transforms", []))
+    converted = next((i + 1 for i, step in enumerate(steps) if isinstance(step, v2.ToImage)), None)
     if (
         isinstance(transform, v2.Compose)
-        and len(steps) >= 3
-        and isinstance(steps[-2], v2.ToDtype)
+        and converted is not None
+        and len(steps) >= converted + 2
+        and isinstance(steps[converted], v2.ToDtype)
         and isinstance(steps[-1], v2.Normalize)
-        and isinstance(steps[-3], v2.ToImage)
+        and all(isinstance(step, _BATCH_STEPS) for step in steps[converted:])
     ):
-        return v2.Compose(steps[:-2]), v2.Compose(steps[-2:])
+        return v2.Compose(steps[:converted]), v2.Compose(steps[converted:])
     return transform, None
 
 
