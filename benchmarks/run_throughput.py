@@ -24,13 +24,11 @@ import time
 PROCESS_START = time.perf_counter()
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from _benchmark_env import prepare_process  # noqa: E402
+from _benchmark_env import cpu_model, prepare_process  # noqa: E402
 
 prepare_process()
 
@@ -137,16 +135,6 @@ def step_images_per_second(arguments, batch: int, size: int, steps: int = 10, ro
             step()
         rates.append(steps * batch / (time.perf_counter() - start))
     return statistics.median(rates)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

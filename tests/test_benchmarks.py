@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -131,3 +132,90 @@ def test_run_throughput_prints_the_run_against_its_step(backbone, tmp_path):
     result = run([sys.executable, str(script), str(recipe), *flags], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| **ratio run / step** |" in result.stdout and "| evaluation: live |" in result.stdout
+
+
+def test_augmentation_check_pairs_two_values_of_a_grid_key_by_seed(tmp_path, capsys):
+    import yaml
+
+    from hf_bigdrop.experiment.sweep import Sweep
+    from hf_bigdrop.results import MethodResults, RunResults
+
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"dataset": "digits", "max_steps": 2}))
+    grid = {
+        "test_domains": ["mnist"],
+        "augmentation": ["domainbed", "domainbed_batched"],
+        "dropout_rate": [0.0, 0.9],
+        "seed": [0, 1, 2],
+    }
+    (tmp_path / "sweep.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "config": str(tmp_path / "recipe.yaml"),
+                "output_dir": str(tmp_path / "sweep"),
+                "grid": grid,
+                "method_keys": ["augmentation", "dropout_rate"],
+            }
+        )
+    )
+    sweep = Sweep.load(tmp_path / "sweep.yaml")
+    # Validation: the batched runs 1, 2 and 3 points above the per-image ones (seeds 0, 1, 2); seed 2 of p=0.9 with
+    # the batched augmentation has not finished, so p=0.9 has two pairs.
+    for job in sweep.jobs():
+        batched = job.setting["augmentation"] == "domainbed_batched"
+        if batched and job.seed == 2 and job.setting["dropout_rate"] == 0.9:
+            continue
+        validation = 0.80 + 0.1 * job.seed + (0.01 * (job.seed + 1) if batched else 0.0)
+        job.output_dir.mkdir(parents=True)
+        RunResults(
+            dataset="digits",
+            train_domains=["x"],
+            test_domains=["mnist"],
+            seed=job.seed,
+            backbone="tiny",
+            dropout_rate=job.setting["dropout_rate"],
+            methods={"live": MethodResults(100, {"x": validation}, {"mnist": 0.5}, fit_accuracy={"x": 0.9})},
+            wall_time_s=50.0 if batched else 60.0,
+            arguments={
+                "model": {"dropout_rate": job.setting["dropout_rate"]},
+                "data": {"test_domains": ["mnist"], "augmentation": job.setting["augmentation"]},
+                "training": {"seed": job.seed},
+                "recipe": {"dataset": "digits", "max_steps": 2},
+            },
+        ).save(job.output_dir)
+    spec = importlib.util.spec_from_file_location(
+        "augmentation_check", REPO / "benchmarks" / "augmentation_check.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main([str(tmp_path / "sweep.yaml")])
+    out = capsys.readouterr().out
+    erm, big = out.split("### held out mnist, dropout_rate=0.9")
+    assert "### held out mnist, dropout_rate=0.0" in erm
+    # Mean +2.0 points over 3 pairs of 1, 2, 3: t(0.975, 2) = 4.303, std 1, half-width 2.48.
+    assert "| training-domain validation | 92.0 | 90.0 | +2.0 (-0.5 to +4.5) | 3 |" in erm
+    assert "| fit (dropout off) | 90.0 | 90.0 | +0.0 (+0.0 to +0.0) | 3 |" in erm
+    assert "| wall time (s) | 50.0 | 60.0 | -10.0 (-10.0 to -10.0) | 3 |" in erm
+    assert "| training-domain validation | 86.5 | 85.0 | +1.5 " in big and "| 2 |" in big
+    with pytest.raises(
+        SystemExit, match=r"augmentation='fancy' is not in the sweep's grid; its values: \['domainbed'"
+    ):
+        script.main([str(tmp_path / "sweep.yaml"), "--treatment", "fancy", "--control", "domainbed"])
+    for results in (tmp_path / "sweep").rglob("results.json"):
+        if "domainbed_batched" in str(results):
+            results.unlink()
+    with pytest.raises(
+        SystemExit, match="no seed finished with both augmentation='domainbed_batched' and 'domainbed'"
+    ):
+        script.main([str(tmp_path / "sweep.yaml")])
+
+
+def test_augmentation_throughput_times_each_recipe_against_the_first(tmp_path):
+    script = REPO / "benchmarks" / "augmentation_throughput.py"
+    flags = ["--size", "8", "--stored-size", "10", "--batch", "4", "--batches", "1", "--rounds", "2"]
+    result = run([sys.executable, str(script), *flags], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| domainbed")]
+    assert [row.split(" | ")[0] for row in rows] == ["| domainbed", "| domainbed_batched"]
+    assert rows[0].endswith("| 1.00x |") and "4 images of 10 px to 8 px a batch" in result.stdout
+    bad = run([sys.executable, str(script), "--recipes", "fancy"], cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice: 'fancy'" in bad.stderr

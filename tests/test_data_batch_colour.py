@@ -104,7 +104,10 @@ def test_switched_off_adjustments_and_single_images():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: BatchColorJitter(brightness=-0.1), r"strengths must be >= 0 and hue <= 0.5; got brightness=-0.1"),
+        (
+            lambda: BatchColorJitter(brightness=-0.1),
+            r"strengths must be >= 0 and hue <= 0.5; got brightness=-0.1",
+        ),
         (lambda: BatchColorJitter(hue=0.6), r"got hue=0.6"),
         (lambda: BatchRandomGrayscale(p=1.5), r"p must be in \[0, 1\]; got 1.5"),
     ],
@@ -142,7 +145,12 @@ def test_batched_recipe_is_domainbeds_with_colour_on_tensors():
         "ToRGB", "RandomResizedCrop", "RandomHorizontalFlip", "ToImage", "ToDtype",
         "BatchColorJitter", "BatchRandomGrayscale", "Normalize",
     ]  # fmt: skip
-    assert train.transforms[5].strengths == {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.3}
+    assert train.transforms[5].strengths == {
+        "brightness": 0.3,
+        "contrast": 0.3,
+        "saturation": 0.3,
+        "hue": 0.3,
+    }
     assert train.transforms[6].p == 0.1
     evaluation = build_transforms(None, train=False, recipe="domainbed_batched", image_size=16)
     reference = build_transforms(None, train=False, recipe="domainbed", image_size=16)

@@ -87,7 +87,8 @@ def test_training_images_decoded_once_give_the_same_batches(recipe):
     assert decode_for_training(split, PROCESSOR, max_bytes=100) is None
 
 
-def test_a_run_is_the_same_with_and_without_images_kept_in_memory(backbone, tmp_path):
+@pytest.mark.parametrize("augmentation", ["domainbed", "domainbed_batched"])
+def test_a_run_is_the_same_with_and_without_images_kept_in_memory(backbone, tmp_path, augmentation):
     results = {}
     for keep in ("True", "False"):
         flags = [
@@ -97,10 +98,13 @@ def test_a_run_is_the_same_with_and_without_images_kept_in_memory(backbone, tmp_
             keep,
             "--dataloader_num_workers",
             "1",
+            "--augmentation",
+            augmentation,
         ]
         [run] = run_experiments(parse_experiment_arguments(tiny_flags(backbone, tmp_path / keep, *flags)))
         results[keep] = run
     kept, lazy = results["True"], results["False"]
+    assert kept.arguments["data"]["augmentation"] == augmentation
     assert kept.methods == lazy.methods  # the same steps selected, the same accuracies, bit for bit
     curves = [
         [{k: v for k, v in entry.items() if k.endswith(("_accuracy", "_loss"))} for entry in run.history]

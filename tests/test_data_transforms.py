@@ -82,7 +82,9 @@ def test_domainbed_recipe():
     assert jitter.brightness == (0.7, 1.3) and jitter.hue == (-0.3, 0.3)
     eval_names = [type(t).__name__ for t in build_transforms(None, train=False, image_size=32).transforms]
     assert eval_names == ["ToRGB", "Resize", "ToImage", "ToDtype", "Normalize"]
-    with pytest.raises(ValueError, match="Unknown recipe 'fancy'; valid recipes: domainbed, domainbed_batched, none"):
+    with pytest.raises(
+        ValueError, match="Unknown recipe 'fancy'; valid recipes: domainbed, domainbed_batched, none"
+    ):
         build_transforms(None, recipe="fancy")
 
 

@@ -56,7 +56,10 @@ BAD_FLAGS = [
     (["--holdout_fraction", "0"], r"--holdout_fraction 0 leaves no validation split"),
     (["--holdout_fraction", "1.2"], r"--holdout_fraction must be a float in \[0, 1\), got 1.2"),
     (["--max_per_domain", "0"], r"--max_per_domain must be a positive integer or None, got 0"),
-    (["--augmentation", "fancy"], r"unknown --augmentation 'fancy'; choose one of \['domainbed', 'domainbed_batched', 'none'\]"),
+    (
+        ["--augmentation", "fancy"],
+        r"unknown --augmentation 'fancy'; choose one of \['domainbed', 'domainbed_batched', 'none'\]",
+    ),
     (["--data_dir", "/tmp"], r"--data_dir '/tmp' does not apply to 'digits'"),
     (
         ["--weight_averaging_start_step", "100"],

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["BatchColorJitter", "BatchRandomGrayscale", "ColorJitterDraws"]
+__all__ = [
+    "BatchColorJitter",
+    "BatchRandomGrayscale",
+    "ColorJitterDraws",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
+]
 
 # ITU-R 601-2 luma, as `torchvision.transforms.v2.functional.rgb_to_grayscale`.
 _LUMA = (0.2989, 0.587, 0.114)
@@ -47,14 +55,17 @@ def _blend(images: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> t
 
 
 def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Scales `(N, 3, H, W)` images by `factor` (one value an image, `(N, 1, 1, 1)`)."""
     return (images * factor).clamp_(0.0, 1.0)
 
 
 def adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blends `(N, 3, H, W)` images with the mean of their luma by `factor` (one value an image)."""
     return _blend(images, _grey(images).mean(dim=(-3, -2, -1), keepdim=True), factor)
 
 
 def adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blends `(N, 3, H, W)` images with their luma by `factor` (one value an image)."""
     return _blend(images, _grey(images), factor)
 
 
@@ -117,7 +128,9 @@ class BatchColorJitter(torch.nn.Module):
         ValueError: If a strength is negative, or `hue` is above 0.5.
     """
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0):
+    def __init__(
+        self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
+    ):
         super().__init__()
         strengths = {"brightness": brightness, "contrast": contrast, "saturation": saturation, "hue": hue}
         bad = [f"{name}={value!r}" for name, value in strengths.items() if not value >= 0]

@@ -152,7 +152,12 @@ class DataArguments:
         },
     )
     augmentation: str = field(
-        default="domainbed", metadata={"help": "Training augmentation: domainbed | none."}
+        default="domainbed",
+        metadata={
+            "help": "Training augmentation: domainbed (DomainBed's, image by image on PIL images) | "
+            "domainbed_batched (the same, its colour jitter and grey-scale on the batch's tensors, every image its "
+            "own draws: faster on CPU) | none."
+        },
     )
     max_per_domain: int | None = field(
         default=None, metadata={"help": "Cap examples per domain (quick runs)."}
