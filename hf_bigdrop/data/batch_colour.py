@@ -83,10 +83,11 @@ def adjust_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     # The hue in sixths of a turn, from the channel that is largest (red first, then green, then blue).
     sixths = torch.lerp((r - g) * inverse + 4, (b - r) * inverse + 2, green_is_max)
     sixths = torch.lerp(sixths, (g - b) * inverse, red_is_max)
-    sixths = sixths + 6 * shift.to(images.dtype).view(-1, 1, 1)
+    sixths = sixths + 6 * shift.to(device=images.device, dtype=images.dtype).view(-1, 1, 1)
     # Back to RGB: channel n (5 for red, 3 for green, 1 for blue) is value - chroma * clamp(min(k, 4 - k), 0, 1)
     # with k = (n + sixths) mod 6.
-    k = torch.tensor([5.0, 3.0, 1.0], dtype=images.dtype).view(1, 3, 1, 1) + sixths.unsqueeze(-3)
+    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    k = offsets + sixths.unsqueeze(-3)
     k = k - 6 * torch.floor(k / 6)
     return value.unsqueeze(-3) - chroma.unsqueeze(-3) * torch.minimum(k, 4 - k).clamp_(0.0, 1.0)
 
@@ -139,16 +140,14 @@ class BatchColorJitter(torch.nn.Module):
                 f"ColorJitter strengths must be >= 0 and hue <= 0.5; got {', '.join(bad) or f'hue={hue!r}'}"
             )
         self.strengths = strengths
+        # The range of each adjustment's factor (the hue's shift), in the order of `_ADJUSTMENTS`.
+        self._low = torch.tensor([-hue if name == "hue" else max(0.0, 1.0 - v) for name, v in strengths.items()])
+        self._high = torch.tensor([hue if name == "hue" else 1.0 + v for name, v in strengths.items()])
 
     def draw(self, count: int) -> ColorJitterDraws:
         """Draws the order and factors of `count` images from torch's global random state."""
         order = torch.argsort(torch.rand(count, len(_ADJUSTMENTS)), dim=1)
-        low, high = [], []
-        for name, strength in self.strengths.items():
-            low.append(-strength if name == "hue" else max(0.0, 1.0 - strength))
-            high.append(strength if name == "hue" else 1.0 + strength)
-        low, high = torch.tensor(low), torch.tensor(high)
-        factors = low + (high - low) * torch.rand(count, len(_ADJUSTMENTS))
+        factors = self._low + (self._high - self._low) * torch.rand(count, len(_ADJUSTMENTS))
         return ColorJitterDraws(order=order, factors=factors)
 
     def apply(self, images: torch.Tensor, draws: ColorJitterDraws) -> torch.Tensor:
@@ -162,7 +161,7 @@ class BatchColorJitter(torch.nn.Module):
                 chosen = torch.nonzero(draws.order[:, position] == index).flatten()
                 if len(chosen) == 0:
                     continue
-                factor = draws.factors[chosen, index].to(images.dtype)
+                factor = draws.factors[chosen, index].to(device=images.device, dtype=images.dtype)
                 if name != "hue":
                     factor = factor.view(-1, 1, 1, 1)
                 images[chosen] = _ADJUST[name](images[chosen], factor)
@@ -196,8 +195,8 @@ class BatchRandomGrayscale(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         batch, single = _batched(images)
-        grey = torch.rand(len(batch)) < self.p
-        if grey.any():
+        grey = torch.nonzero(torch.rand(len(batch)) < self.p).flatten()
+        if len(grey):
             batch = batch.clone()
             batch[grey] = _grey(batch[grey]).expand(-1, 3, -1, -1)
         return batch[0] if single else batch
