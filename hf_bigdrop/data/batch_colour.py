@@ -141,7 +141,9 @@ class BatchColorJitter(torch.nn.Module):
             )
         self.strengths = strengths
         # The range of each adjustment's factor (the hue's shift), in the order of `_ADJUSTMENTS`.
-        self._low = torch.tensor([-hue if name == "hue" else max(0.0, 1.0 - v) for name, v in strengths.items()])
+        self._low = torch.tensor(
+            [-hue if name == "hue" else max(0.0, 1.0 - v) for name, v in strengths.items()]
+        )
         self._high = torch.tensor([hue if name == "hue" else 1.0 + v for name, v in strengths.items()])
 
     def draw(self, count: int) -> ColorJitterDraws:
