@@ -64,10 +64,10 @@ DEMO_CONFIG ?= examples/configs/styles.yaml
 # train as well over 5 seeds in docs/benchmarks.md). The demo's folders are its own: a second `make demo` replaces
 # them (a recipe alone never overwrites a finished run).
 DEMO_FLAGS ?= --dataloader_num_workers 0 --augmentation domainbed_batched --overwrite_output_dir True
+# examples/demo.py runs ERM ($(DEMO_DIR)/erm), p=0.9 ($(DEMO_DIR)/bigdrop) and their comparison in one process: the
+# same as examples/run_ood.py twice and examples/compare_runs.py, with the imports paid once.
 demo: $(STAMP)
-	$(PY) examples/run_ood.py $(DEMO_CONFIG) --dropout_rate 0.0 --output_dir $(DEMO_DIR)/erm $(DEMO_FLAGS)
-	$(PY) examples/run_ood.py $(DEMO_CONFIG) --dropout_rate 0.9 --output_dir $(DEMO_DIR)/bigdrop $(DEMO_FLAGS)
-	$(PY) examples/compare_runs.py $(DEMO_DIR)/erm $(DEMO_DIR)/bigdrop --output $(DEMO_DIR)/comparison.md --plot $(DEMO_DIR)/curves.png
+	$(PY) examples/demo.py $(DEMO_CONFIG) --output_dir $(DEMO_DIR) $(DEMO_FLAGS)
 
 # The same comparison on the embedded `digits` benchmark (held-out mnist): the machinery on small digit images.
 demo-digits:

@@ -299,3 +299,22 @@ def test_an_embedded_benchmark_is_built_at_the_training_size(tmp_path, monkeypat
     assert image.size == (20, 20)  # drawn at 20 px, not the registered 32 px resized later
     # Without --image_size it trains at the registered size it is stored at.
     assert training_image_size(DataArguments(dataset="digits", test_domains=["mnist"])) == 32
+
+
+def test_the_demo_runs_erm_and_big_dropout_then_compares_them_in_one_process(backbone, tmp_path, capsys):
+    from helpers import load_example
+
+    demo = load_example("demo").demo
+    text = demo(tiny_flags(backbone, tmp_path / "demo"))
+    runs = {name: RunResults.load(tmp_path / "demo" / name) for name in ("erm", "bigdrop")}
+    assert [results.dropout_rate for results in runs.values()] == [0.0, 0.9]
+    assert "| | ERM | dropout (p=0.9) |" in text and "| **mean o.o.d.** |" in text
+    assert (tmp_path / "demo" / "comparison.md").read_text().strip() == text.strip()
+    assert (tmp_path / "demo" / "curves.png").stat().st_size > 0
+    # The second run is the run it would be alone: whatever ran before it in the process changes nothing.
+    [alone] = run(tiny_flags(backbone, tmp_path / "alone", "--dropout_rate", "0.9"))
+    assert alone.methods == runs["bigdrop"].methods
+    with pytest.raises(SystemExit) as exit_info:
+        demo([*tiny_flags(backbone, tmp_path / "again"), "--dropout_rate", "0.5"])
+    assert exit_info.value.code == 2
+    assert "the demo sets --dropout_rate itself (0.0 and 0.9); leave it out" in capsys.readouterr().err
