@@ -23,7 +23,7 @@ from hf_bigdrop.experiment.sweep import Sweep
 from hf_bigdrop.results import RunResults
 from hf_bigdrop.tables import markdown_table
 
-# Measure name -> (the run's value, unit): accuracies of the selected live model in points, the wall time in seconds.
+# Measure name -> its value in a run (accuracies of the selected live model, as fractions; printed in points).
 MEASURES = {
     "fit (dropout off)": lambda r: r.primary.mean_fit_accuracy,
     "training-domain validation": lambda r: r.primary.mean_validation_accuracy,

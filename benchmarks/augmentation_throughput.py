@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
-    if args.threads:
+    for flag in ("size", "stored_size", "batch", "batches", "rounds", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)}")
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     images = [

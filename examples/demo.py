@@ -11,7 +11,8 @@ does, in one Python process, what these three commands do:
         --plot runs/demo/curves.png
 
 The runs are the same (each is seeded by its own arguments, whatever ran before it in the process); one process pays
-the imports of `transformers`' Trainer and `torch` (about 5 s on 2 CPU cores) once instead of three times.
+the imports of `transformers`' Trainer and `torch` (about 5 s on 2 CPU cores) once instead of three times. The demo
+sets each run's `dropout_rate` and `output_dir`: the recipe's values of those two are replaced.
 """
 
 from __future__ import annotations
@@ -36,8 +37,13 @@ def demo(argv: list[str] | None = None) -> str:
     parser.add_argument("--output_dir", type=Path, default=Path("runs/demo"), help="the demo's folder")
     # Everything but the demo's folder (the recipe first, as the runner wants it) goes to both runs unchanged.
     args, flags = parser.parse_known_args(argv)
-    if any(flag == "--dropout_rate" or flag.startswith("--dropout_rate=") for flag in flags):
-        parser.error(f"the demo sets --dropout_rate itself ({' and '.join(RUNS.values())}); leave it out")
+    for name, value in (
+        ("dropout_rate", " and ".join(RUNS.values())),
+        ("output_dir", "its folder's erm and bigdrop"),
+    ):
+        spellings = (f"--{name}", f"--{name.replace('_', '-')}")
+        if any(flag in spellings or flag.startswith(tuple(f"{s}=" for s in spellings)) for flag in flags):
+            parser.error(f"the demo sets --{name} of each run itself ({value}); leave it out")
     for name, rate in RUNS.items():
         main([*flags, "--dropout_rate", rate, "--output_dir", str(args.output_dir / name)], "run")
     folders = [str(args.output_dir / name) for name in RUNS]

@@ -164,7 +164,7 @@ def test_augmentation_check_pairs_two_values_of_a_grid_key_by_seed(tmp_path, cap
         batched = job.setting["augmentation"] == "domainbed_batched"
         if batched and job.seed == 2 and job.setting["dropout_rate"] == 0.9:
             continue
-        validation = 0.80 + 0.1 * job.seed + (0.01 * (job.seed + 1) if batched else 0.0)
+        validation = 0.70 + 0.05 * job.seed + (0.01 * (job.seed + 1) if batched else 0.0)
         job.output_dir.mkdir(parents=True)
         RunResults(
             dataset="digits",
@@ -192,10 +192,10 @@ def test_augmentation_check_pairs_two_values_of_a_grid_key_by_seed(tmp_path, cap
     erm, big = out.split("### held out mnist, dropout_rate=0.9")
     assert "### held out mnist, dropout_rate=0.0" in erm
     # Mean +2.0 points over 3 pairs of 1, 2, 3: t(0.975, 2) = 4.303, std 1, half-width 2.48.
-    assert "| training-domain validation | 92.0 | 90.0 | +2.0 (-0.5 to +4.5) | 3 |" in erm
+    assert "| training-domain validation | 77.0 | 75.0 | +2.0 (-0.5 to +4.5) | 3 |" in erm
     assert "| fit (dropout off) | 90.0 | 90.0 | +0.0 (+0.0 to +0.0) | 3 |" in erm
     assert "| wall time (s) | 50.0 | 60.0 | -10.0 (-10.0 to -10.0) | 3 |" in erm
-    assert "| training-domain validation | 86.5 | 85.0 | +1.5 " in big and "| 2 |" in big
+    assert "| training-domain validation | 74.0 | 72.5 | +1.5 " in big and "| 2 |" in big
     with pytest.raises(
         SystemExit, match=r"augmentation='fancy' is not in the sweep's grid; its values: \['domainbed'"
     ):
@@ -219,3 +219,5 @@ def test_augmentation_throughput_times_each_recipe_against_the_first(tmp_path):
     assert rows[0].endswith("| 1.00x |") and "4 images of 10 px to 8 px a batch" in result.stdout
     bad = run([sys.executable, str(script), "--recipes", "fancy"], cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'fancy'" in bad.stderr
+    bad = run([sys.executable, str(script), "--threads", "0"], cwd=tmp_path)
+    assert bad.returncode == 2 and "--threads must be a positive integer, got 0" in bad.stderr

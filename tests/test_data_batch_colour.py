@@ -84,7 +84,7 @@ def test_draws_are_torchvisions_distributions_one_per_image():
     torch.testing.assert_close(low, torch.tensor([0.7, 0.8, 0.9, -0.05]), atol=2e-3, rtol=0)
     torch.testing.assert_close(high, torch.tensor([1.3, 1.2, 1.1, 0.05]), atol=2e-3, rtol=0)
     # Each image draws its own factors (torchvision's transform on a batch would draw one for all).
-    assert len(torch.unique(draws.factors[:, 0])) == 4000
+    assert len(torch.unique(draws.factors[:, 0])) > 3900  # float32 draws repeat now and then
 
 
 def test_switched_off_adjustments_and_single_images():
@@ -180,9 +180,27 @@ def test_the_batch_transform_runs_the_colour_steps_once_on_the_batch():
     torch.manual_seed(3)
     expected = per_batch(torch.stack([per_image(image) for image in batch["image"]]))
     assert torch.equal(got, expected)
-    # Images of different sizes cannot be stacked: the tail then runs image by image.
-    mixed = batch_transform(_batch([(20, 24), (30, 18)]))["pixel_values"]
-    assert [tuple(image.shape) for image in mixed] == [(3, 16, 16), (3, 16, 16)]
+
+
+def test_images_of_different_sizes_get_the_tail_image_by_image():
+    """Without a crop to one size the images cannot be stacked: the colour steps then run on each image alone."""
+    transform = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            BatchColorJitter(0.3, 0.3, 0.3, 0.3),
+            v2.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
+    batch_transform = DomainBatchTransform(transform)
+    batch = _batch([(20, 24), (30, 18)])
+    torch.manual_seed(4)
+    got = batch_transform(batch)["pixel_values"]
+    torch.manual_seed(4)
+    images = [batch_transform._per_image(image) for image in batch["image"]]
+    expected = [batch_transform._per_batch(image) for image in images]
+    assert [tuple(image.shape) for image in got] == [(3, 20, 24), (3, 30, 18)]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 
 def test_both_recipes_give_the_same_colour_statistics():
@@ -199,7 +217,19 @@ def test_both_recipes_give_the_same_colour_statistics():
                 "pixel_values"
             ]
         )
-        per_image = pixels.mean(dim=(2, 3))
-        stats[recipe] = (per_image.mean(0), per_image.std(0))
-    torch.testing.assert_close(stats["domainbed_batched"][0], stats["domainbed"][0], atol=0.03, rtol=0)
-    torch.testing.assert_close(stats["domainbed_batched"][1], stats["domainbed"][1], atol=0.03, rtol=0.05)
+        mean, spread = pixels.mean(dim=(2, 3)), pixels.std(dim=(2, 3))  # per image and channel
+        # How far apart an image's channels are: saturation and hue move it, brightness and contrast scale it.
+        chroma = (pixels.amax(dim=1) - pixels.amin(dim=1)).mean(dim=(1, 2))
+        stats[recipe] = [
+            mean.mean(0),
+            mean.std(0),
+            spread.mean(0),
+            spread.std(0),
+            chroma.mean(),
+            chroma.std(),
+        ]
+    # Tolerances about four standard errors of each statistic over 2000 draws (skipping any one adjustment in the
+    # batched recipe breaks at least one of them).
+    tolerances = [0.03, 0.02, 0.02, 0.012, 0.07, 0.03]
+    for batched, per_image, atol in zip(stats["domainbed_batched"], stats["domainbed"], tolerances):
+        torch.testing.assert_close(batched, per_image, atol=atol, rtol=0)

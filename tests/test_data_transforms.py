@@ -88,6 +88,18 @@ def test_domainbed_recipe():
         build_transforms(None, recipe="fancy")
 
 
+def test_a_recipe_registered_as_a_list_of_pil_steps(monkeypatch):
+    from hf_bigdrop.data import RECIPES
+
+    monkeypatch.setitem(
+        RECIPES, "flip", lambda spec, train: [v2.RandomHorizontalFlip(p=1.0), v2.Resize(spec.size)]
+    )
+    names = [
+        type(t).__name__ for t in build_transforms(None, train=True, recipe="flip", image_size=8).transforms
+    ]
+    assert names == ["ToRGB", "RandomHorizontalFlip", "Resize", "ToImage", "ToDtype", "Normalize"]
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "I", "CMYK"])
 def test_every_mode_becomes_rgb(mode):
     image = Image.open(io.BytesIO(_png("RGB"))).convert(mode)

@@ -314,7 +314,18 @@ def test_the_demo_runs_erm_and_big_dropout_then_compares_them_in_one_process(bac
     # The second run is the run it would be alone: whatever ran before it in the process changes nothing.
     [alone] = run(tiny_flags(backbone, tmp_path / "alone", "--dropout_rate", "0.9"))
     assert alone.methods == runs["bigdrop"].methods
-    with pytest.raises(SystemExit) as exit_info:
-        demo([*tiny_flags(backbone, tmp_path / "again"), "--dropout_rate", "0.5"])
-    assert exit_info.value.code == 2
-    assert "the demo sets --dropout_rate itself (0.0 and 0.9); leave it out" in capsys.readouterr().err
+    capsys.readouterr()
+    for flag, message in [
+        (
+            ["--dropout_rate", "0.5"],
+            "the demo sets --dropout_rate of each run itself (0.0 and 0.9); leave it out",
+        ),
+        (["--dropout-rate=0.5"], "the demo sets --dropout_rate of each run itself"),
+        (
+            ["--output-dir", "x"],
+            "the demo sets --output_dir of each run itself (its folder's erm and bigdrop)",
+        ),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            demo([*tiny_flags(backbone, tmp_path / "again"), *flag])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -205,7 +205,7 @@ def _resize_only(spec: ImageSpec, train: bool) -> RecipeSteps:
     return RecipeSteps([v2.Resize(spec.size, antialias=True)])
 
 
-# Augmentation recipes: `name -> (spec, train) -> RecipeSteps`.
+# Augmentation recipes: `name -> (spec, train) -> RecipeSteps` (or a plain list: the steps on PIL images).
 RECIPES: dict[str, Callable[[ImageSpec, bool], RecipeSteps]] = {
     "domainbed": _domainbed,
     "domainbed_batched": _domainbed_batched,
@@ -245,6 +245,8 @@ def build_transforms(
         raise ValueError(f"Unknown recipe {recipe!r}; valid recipes: {', '.join(sorted(RECIPES))}.")
     spec = image_spec_from_processor(image_processor, image_size)
     steps = RECIPES[recipe](spec, train)
+    if not isinstance(steps, RecipeSteps):  # a recipe registered as a list of PIL steps
+        steps = RecipeSteps(list(steps))
     return v2.Compose(
         [
             ToRGB(),
