@@ -23,11 +23,13 @@ from hf_bigdrop.experiment.sweep import Sweep
 from hf_bigdrop.results import RunResults
 from hf_bigdrop.tables import markdown_table
 
-# Measure name -> its value in a run (accuracies of the selected live model, as fractions; printed in points).
+# Measure name -> (its value in a run, the factor it is printed with): accuracies of the selected live model are
+# fractions printed in points; the wall time is printed in seconds.
 MEASURES = {
-    "fit (dropout off)": lambda r: r.primary.mean_fit_accuracy,
-    "training-domain validation": lambda r: r.primary.mean_validation_accuracy,
-    "held out": lambda r: r.primary.mean_test_accuracy,
+    "fit (dropout off)": (lambda r: r.primary.mean_fit_accuracy, 100),
+    "training-domain validation": (lambda r: r.primary.mean_validation_accuracy, 100),
+    "held out": (lambda r: r.primary.mean_test_accuracy, 100),
+    "wall time (s)": (lambda r: r.wall_time_s, 1),
 }
 
 
@@ -53,11 +55,10 @@ def paired_runs(
 def comparison_rows(runs: dict[str, dict[int, RunResults]]) -> list[list[str]]:
     """One row per measure: treatment and control means, the paired difference's mean and interval, and n."""
     rows = []
-    for name, value in [*MEASURES.items(), ("wall time (s)", lambda r: r.wall_time_s)]:
-        scale = 1 if name.startswith("wall") else 100
+    for name, (value, scale) in MEASURES.items():
+        measured = {side: {seed: value(r) for seed, r in by_seed.items()} for side, by_seed in runs.items()}
         sides = {
-            side: {seed: value(r) for seed, r in by_seed.items() if value(r) is not None}
-            for side, by_seed in runs.items()
+            side: {s: v for s, v in by_seed.items() if v is not None} for side, by_seed in measured.items()
         }
         difference = paired_difference({"": sides["treatment"]}, {"": sides["control"]}, [""])
         if difference.n == 0:

@@ -175,34 +175,36 @@ class RecipeSteps:
     on_tensor: list[Callable] = field(default_factory=list)
 
 
+def _resize_only(spec: ImageSpec, train: bool) -> RecipeSteps:
+    """No augmentation: resize to the backbone's size (for linear probes and debugging; DomainBed's evaluation)."""
+    return RecipeSteps([v2.Resize(spec.size, antialias=True)])
+
+
+# DomainBed's colour augmentation: the jitter's brightness, contrast, saturation and hue, and the grey-scale chance.
+_DOMAINBED_JITTER = (0.3, 0.3, 0.3, 0.3)
+_DOMAINBED_GREY = 0.1
+
+
+def _domainbed_geometry(spec: ImageSpec) -> list[Callable]:
+    """DomainBed's crop and flip, on PIL images."""
+    return [v2.RandomResizedCrop(spec.size, scale=(0.7, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+
+
 def _domainbed(spec: ImageSpec, train: bool) -> RecipeSteps:
     """DomainBed's augmentation (train) and resize (eval), every step on PIL images, image by image."""
     if not train:
-        return RecipeSteps([v2.Resize(spec.size, antialias=True)])
-    return RecipeSteps(
-        [
-            v2.RandomResizedCrop(spec.size, scale=(0.7, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(0.3, 0.3, 0.3, 0.3),
-            v2.RandomGrayscale(p=0.1),
-        ]
-    )
+        return _resize_only(spec, train)
+    colour = [v2.ColorJitter(*_DOMAINBED_JITTER), v2.RandomGrayscale(p=_DOMAINBED_GREY)]
+    return RecipeSteps([*_domainbed_geometry(spec), *colour])
 
 
 def _domainbed_batched(spec: ImageSpec, train: bool) -> RecipeSteps:
     """DomainBed's augmentation with its colour steps on the batch's tensors (`BatchColorJitter`,
     `BatchRandomGrayscale`: the same distributions, every image its own draws); crop and flip stay on PIL images."""
     if not train:
-        return _domainbed(spec, train)
-    return RecipeSteps(
-        [v2.RandomResizedCrop(spec.size, scale=(0.7, 1.0), antialias=True), v2.RandomHorizontalFlip()],
-        [BatchColorJitter(0.3, 0.3, 0.3, 0.3), BatchRandomGrayscale(p=0.1)],
-    )
-
-
-def _resize_only(spec: ImageSpec, train: bool) -> RecipeSteps:
-    """No augmentation: resize to the backbone's size (for linear probes and debugging)."""
-    return RecipeSteps([v2.Resize(spec.size, antialias=True)])
+        return _resize_only(spec, train)
+    colour = [BatchColorJitter(*_DOMAINBED_JITTER), BatchRandomGrayscale(p=_DOMAINBED_GREY)]
+    return RecipeSteps(_domainbed_geometry(spec), colour)
 
 
 # Augmentation recipes: `name -> (spec, train) -> RecipeSteps` (or a plain list: the steps on PIL images).
